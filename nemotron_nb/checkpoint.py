@@ -65,18 +65,24 @@ class atomic_dir:
         if old is not None: shutil.rmtree(old, ignore_errors=True)
         return False
 
-# %% ../nbs/02_checkpoint.ipynb #ec3e3e26
-def save_pretrained(model:NemotronLM, path, extra_config:dict|None=None, state_dict:dict|None=None):
+# %% ../nbs/02_checkpoint.ipynb #07f0bd48
+def save_pretrained(model:NemotronLM, path,
+                    extra_config:dict|None=None,      # more keys for config.json
+                    state_dict:dict|None=None,        # tensors to write instead of `model.state_dict()`
+                    generation_config:dict|None=None): # e.g. dict(eos_token_id=[2, 5]) so `generate` stops at a turn's end
     "Write `model` to `path` in the Hugging Face layout, atomically"
     sd = state_dict if state_dict is not None else model.state_dict()
     sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
     path = Path(path)
-    keep = [p for p in path.iterdir() if p.name not in ("config.json", "model.safetensors")] if path.exists() else []
+    keep = [p for p in path.iterdir() if p.name not in ("config.json", "model.safetensors", "generation_config.json")
+            or (p.name == "generation_config.json" and generation_config is None)] if path.exists() else []
     with atomic_dir(path) as tmp:
         for p in keep:  # tokenizer files and heads written beside the weights survive a re-save
             (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
         (tmp / "config.json").write_text(json.dumps(hf_config(model.config, **(extra_config or {})), indent=2))
         save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        if generation_config is not None:
+            (tmp / "generation_config.json").write_text(json.dumps(dict(do_sample=False, **generation_config), indent=2))
     return path
 
 def read_safetensors(path)->dict:
