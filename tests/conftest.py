@@ -4,6 +4,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# pytest runs two test files at once (-n 2) on a 2-core machine; two processes each spinning two OpenMP threads
+# oversubscribe the cores, which made training steps 10-30x slower here. One thread per process (inherited by the
+# notebook and torchrun subprocesses the tests start) keeps both cores busy without contention.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 @pytest.fixture
 def root(): return ROOT
 
