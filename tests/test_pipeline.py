@@ -1,0 +1,196 @@
+"""The stage runner (`nemotron-nb pipeline run`): skipping, one stage alone, failures, validation before work,
+and the main job `configs/tiny.yaml` (validated, and run for real at reduced sizes in `test_tiny_pipeline`)."""
+import json, os, subprocess, sys, time
+from pathlib import Path
+import nbformat, pytest, yaml
+from conftest import ROOT
+from nemotron_nb.pipeline import run_pipeline, plan_pipeline, load_pipeline, read_marker, PipelineError, StageFailed, MARKER
+
+def stage_notebook(path, params:str, *cells:str):
+    "A notebook with a `parameters` cell, then code cells"
+    pc = nbformat.v4.new_code_cell(params); pc.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[pc, *map(nbformat.v4.new_code_cell, cells)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+MET = "import json, pathlib; pathlib.Path(out_dir, 'metrics.json').write_text(json.dumps({'value': v}))"
+TOY = """
+name: toy
+stages:
+  - name: make
+    parameters: {value: 3}
+    outputs: [n.txt]
+  - name: square
+    inputs: {n_file: "${make.out_dir}/n.txt"}
+  - name: report
+    inputs: {sq_file: "${square.out_dir}/sq.txt"}
+"""
+
+@pytest.fixture
+def toy(tmp_path):
+    "A three-stage toy pipeline (make -> square -> report) in tmp_path; returns (yaml, out)"
+    stage_notebook(tmp_path/"make.ipynb", "out_dir = ''\nvalue = 1",
+                   "import pathlib\npathlib.Path(out_dir, 'n.txt').write_text(str(value)); v = value", MET)
+    stage_notebook(tmp_path/"square.ipynb", "out_dir = ''\nn_file = ''\nfail = False",
+                   "import pathlib\nv = int(pathlib.Path(n_file).read_text())**2",
+                   "assert not fail, 'asked to fail'\npathlib.Path(out_dir, 'sq.txt').write_text(str(v))", MET)
+    stage_notebook(tmp_path/"report.ipynb", "out_dir = ''\nsq_file = ''", "import pathlib\nv = int(pathlib.Path(sq_file).read_text())", MET)
+    (tmp_path/"toy.yaml").write_text(TOY)
+    return tmp_path/"toy.yaml", tmp_path/"runs"/"toy"
+
+def cli(*args, cwd=None):
+    return subprocess.run(["nemotron-nb", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+def statuses(rows): return [r["status"] for r in rows]
+
+def test_run_then_skip_then_rerun_downstream(toy):
+    y, out = toy
+    rows = run_pipeline(y, out)
+    assert statuses(rows) == ["ran"] * 3 and rows[-1]["metrics"] == {"value": 9}
+    for s in ("make", "square", "report"):   # artifacts, metrics.json, executed copy, marker
+        assert {"metrics.json", f"{s}.ipynb", MARKER} <= {p.name for p in (out/s).iterdir()}
+    executed = nbformat.read(str(out/"make"/"make.ipynb"), as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert not list(out.rglob("kernel*"))                   # kernel sockets live in a temporary dir, not here
+    assert statuses(run_pipeline(y, out)) == ["skip"] * 3
+    # --force on one stage reruns it; the next full run reruns what depends on it, nothing else
+    assert statuses(run_pipeline(y, out, stage="square", force=True)) == ["unselected", "ran", "unselected"]
+    assert statuses(run_pipeline(y, out)) == ["skip", "skip", "ran"]
+    # a changed parameter changes the key of its stage and of everything downstream
+    rows = run_pipeline(y, out, overrides=["make.value=2"])
+    assert statuses(rows) == ["ran"] * 3 and rows[-1]["metrics"] == {"value": 4}
+    # so does an edited stage notebook (here a changed default in its parameters cell)
+    nb = nbformat.read(str(y.parent/"report.ipynb"), as_version=4)
+    nb.cells[0].source += "\nunused = 1"
+    nbformat.write(nb, str(y.parent/"report.ipynb"))
+    assert statuses(run_pipeline(y, out, overrides=["make.value=2"])) == ["skip", "skip", "ran"]
+
+def test_one_stage_alone(toy):
+    y, out = toy
+    r = cli("pipeline", "run", y, "--out", out, "--stage", "square")
+    assert r.returncode == 2 and "comes from stage 'make', which has not completed" in r.stderr
+    assert not out.exists()
+    assert cli("pipeline", "run", y, "--out", out, "--stage", "make").returncode == 0
+    r = cli("pipeline", "run", y, "--out", out, "--stage", "square")
+    assert r.returncode == 0, r.stderr
+    assert [l.split()[:2] for l in r.stdout.splitlines()] == [["make", "unselected"], ["square", "ran"], ["report", "unselected"]]
+    assert read_marker(out/"square")["metrics"] == {"value": 9} and not (out/"report").exists()
+
+def test_failure_names_stage_and_cell_and_keeps_earlier_outputs(toy):
+    y, out = toy
+    r = cli("pipeline", "run", y, "--out", out, "--set", "square.fail=true")
+    assert r.returncode == 1
+    assert "stage 'square' failed in cell 3 of square.ipynb (\"assert not fail, 'asked to fail'\")" in r.stderr, r.stderr
+    assert "AssertionError: asked to fail" in r.stderr and str(out/"square"/"square.ipynb") in r.stderr
+    assert read_marker(out/"make") is not None and (out/"make"/"n.txt").read_text() == "3"
+    assert read_marker(out/"square") is None and not (out/"report").exists()
+    summary = json.loads((out/"pipeline.json").read_text())["stages"]
+    assert [s["status"] for s in summary] == ["ran", "failed"]
+    # the executed copy holds the traceback in place
+    assert "AssertionError" in (out/"square"/"square.ipynb").read_text()
+    # fixed, the rerun starts from the failed stage
+    assert statuses(run_pipeline(y, out)) == ["skip", "ran", "ran"]
+
+def test_interrupted_stage_keeps_its_dir_changed_key_empties_it(toy):
+    y, out = toy
+    run_pipeline(y, out)
+    (out/"square"/MARKER).unlink()                          # as if killed before finishing
+    (out/"square"/"checkpoint.bin").write_text("resume me")
+    assert statuses(run_pipeline(y, out)) == ["skip", "ran", "ran"]
+    assert (out/"square"/"checkpoint.bin").exists()         # same key: kept for the stage to resume from
+    run_pipeline(y, out, overrides=["make.value=4"])
+    assert not (out/"square"/"checkpoint.bin").exists()     # new key: a fresh out_dir
+
+def test_kernel_waits_passively(tmp_path, monkeypatch):
+    "Kernels start with OMP_WAIT_POLICY=PASSIVE (spinning OpenMP threads crawl on shared cores), unless it is set"
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    stage_notebook(tmp_path/"env.ipynb", "out_dir = ''", "import os; v = os.environ.get('OMP_WAIT_POLICY')", MET)
+    (tmp_path/"env.yaml").write_text("stages:\n  - {name: env}")
+    assert run_pipeline(tmp_path/"env.yaml", tmp_path/"run")[0]["metrics"] == {"value": "PASSIVE"}
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+def test_two_runners_never_share_a_run_dir(toy):
+    import fcntl
+    y, out = toy
+    out.mkdir(parents=True)
+    with open(out/".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)        # as a running `pipeline run` holds it
+        r = cli("pipeline", "run", y, "--out", out)
+    assert r.returncode == 2 and "another `nemotron-nb pipeline run` is writing to" in r.stderr
+    assert not (out/"make").exists()
+
+@pytest.mark.parametrize("override,message", [
+    ("make.valeu=4", "stage 'make': unknown parameter 'valeu'; make.ipynb takes ['out_dir', 'value']"),
+    ("square.out_dir=/tmp/x", "out_dir is set by the runner"),
+    ("report.sq_file=/no/such/file", "stage 'report': input sq_file='/no/such/file' does not exist"),
+    ("square.n_file=${make.out_dir}/m.txt", "is not among the outputs of stage 'make': ['n.txt']"),
+    ("make.value=${report.out_dir}", None),                  # a parameter, not an input: passed as text, fine
+])
+def test_rejected_before_any_work(toy, override, message):
+    y, out = toy
+    if message is None:
+        assert [p.status for p in plan_pipeline(load_pipeline(y, [override]), out)] == ["run"] * 3
+        return
+    r = cli("pipeline", "run", y, "--out", out, "--set", override)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not out.exists()
+
+def test_bad_pipeline_files(toy, tmp_path):
+    y, out = toy
+    bad = tmp_path/"bad.yaml"
+    cases = {
+        "stages:\n  - {name: square, inputs: {n_file: '${make.out_dir}/n.txt'}}\n  - {name: make}": "references 'make', which is not an earlier stage",
+        "stages:\n  - {name: make, notebok: x.ipynb}": "unknown key(s) ['notebok']",
+        "stages:\n  - {name: make}\n  - {name: make}": "stage name 'make' is used twice",
+        "stages:\n  - {name: nothere}": "nothere.ipynb does not exist",
+        "stages: []": "non-empty `stages:` list",
+    }
+    for text, message in cases.items():
+        bad.write_text(text)
+        with pytest.raises(PipelineError, match=None) as e: run_pipeline(bad, out)
+        assert message in str(e.value), (text, str(e.value))
+    stage_notebook(tmp_path/"noparams.ipynb", "x = 1")
+    nb = nbformat.read(str(tmp_path/"noparams.ipynb"), as_version=4); nb.cells[0].metadata = {}
+    nbformat.write(nb, str(tmp_path/"noparams.ipynb"))
+    bad.write_text("stages:\n  - {name: noparams}")
+    with pytest.raises(PipelineError, match="no cell tagged `parameters`"): run_pipeline(bad, out)
+    stage_notebook(tmp_path/"unparsed.ipynb", "out_dir = ''\nratio = 0.5   # final lr = ratio x lr")
+    bad.write_text("stages:\n  - {name: unparsed}")
+    with pytest.raises(PipelineError, match="papermill cannot parse parameter line 'ratio = 0.5"): run_pipeline(bad, out)
+    assert not out.exists()
+
+def test_tiny_yaml_validates():
+    "The main job's stage notebooks exist, keep their `parameters` tags after nbdev_clean, and accept tiny.yaml"
+    pipe = load_pipeline(ROOT/"configs"/"tiny.yaml")
+    assert pipe.names == ["tokenizer", "pretrain", "continued_pretraining"]
+    for s in pipe.stages:
+        cells = nbformat.read(str(s.notebook), as_version=4).cells
+        assert any(c.metadata.get("tags") == ["parameters"] for c in cells), s.notebook
+    r = cli("pipeline", "run", ROOT/"configs"/"tiny.yaml", "--out", "/nonexistent/tiny", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert [l.split()[1] for l in r.stdout.splitlines()] == ["run"] * 3
+
+# The real main job (the three stage notebooks, for real) at reduced sizes: about 1-2 minutes on 2 cores, so it is in
+# the default suite; the full-size run is the README command itself.
+TINY_FAST = ["tokenizer.corpus_scale=0.3", "tokenizer.max_chars=500000", "tokenizer.vocab_size=1024",
+             "pretrain.steps=24", "pretrain.warmup_steps=4", "pretrain.eval_every=12", "pretrain.save_every=12",
+             "continued_pretraining.steps=8", "continued_pretraining.save_every=4"]
+
+def test_tiny_pipeline(tmp_path):
+    out, t0 = tmp_path/"tiny", time.time()
+    args = [a for o in TINY_FAST for a in ("--set", o)]
+    r = cli("pipeline", "run", ROOT/"configs"/"tiny.yaml", "--out", out, *args)
+    assert r.returncode == 0, r.stderr[-6000:]
+    assert [l.split()[1] for l in r.stdout.splitlines()] == ["ran"] * 3
+    model = out/"continued_pretraining"/"model"
+    assert (model/"config.json").exists() and (model/"model.safetensors").exists() and (model/"tokenizer.model").exists()
+    for s in ("tokenizer", "pretrain", "continued_pretraining"):
+        m = json.loads((out/s/"metrics.json").read_text())
+        assert m, s
+        executed = nbformat.read(str(out/s/f"{s}.ipynb"), as_version=4)
+        if s != "tokenizer":   # loss/LR plots are in the executed copy
+            assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+                       for c in executed.cells for o in c.get("outputs", [])), s
+    r2 = cli("pipeline", "run", ROOT/"configs"/"tiny.yaml", "--out", out, *args)
+    assert [l.split()[1] for l in r2.stdout.splitlines()] == ["skip"] * 3
+    print(f"tiny pipeline at reduced size: {time.time() - t0:.0f}s")
