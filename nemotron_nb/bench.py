@@ -5,6 +5,7 @@
 # %% ../nbs/90_bench.ipynb #766a6ada
 from __future__ import annotations
 import argparse, json, statistics, sys, tempfile, time
+from pathlib import Path
 import torch
 from .config import preset, flops_per_token
 from .model import NemotronLM, lm_loss, generate
@@ -36,10 +37,11 @@ def twin_models(cfg, dtype=torch.float32):
 def train_step_fn(model, ids:torch.Tensor, ours:bool):
     "A closure running one forward + backward + fused AdamW step"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=True)
-    labels = ids.roll(-1, 1)
+    labels = ids.roll(-1, 1); labels[:, -1] = -100          # next-token targets, none for the last position (as HF)
     def step():
         loss = lm_loss(model(ids), labels) if ours else model(ids, labels=ids).loss   # HF shifts internally
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        return loss.detach()
     return step
 
 # %% ../nbs/90_bench.ipynb #20cf37ab
@@ -96,8 +98,10 @@ def main(argv:list[str]|None=None):
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", help="also write the figures as JSON to this file")
     a = ap.parse_args(argv)
     r = bench_model(a.preset, a.batch, a.seq_len, a.dtype, a.pairs)
+    if a.out: Path(a.out).write_text(json.dumps(r, indent=1) + "\n")
     if a.json: print(json.dumps(r))
     else:
         for k, v in r.items(): print(f"{k:24s} {v:.4g}" if isinstance(v, float) else f"{k:24s} {v}")

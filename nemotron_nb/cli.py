@@ -30,14 +30,18 @@ def presets_main(argv:list[str]|None=None):
 COMMANDS = {
     "presets": "nemotron_nb.cli:presets_main",
     "pipeline": "nemotron_nb.pipeline:pipeline_main",
+    "launch": "nemotron_nb.parallel:launch_main",
+    "serve": "nemotron_nb.llm:serve_main",
 }
 
 def main(argv:list[str]|None=None):
     "Entry point of the `nemotron-nb` console script"
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: nemotron-nb {" + ",".join(COMMANDS) + "} ...")
-        if argv and argv[0] not in ("-h", "--help"): print(f"unknown command {argv[0]!r}", file=sys.stderr); sys.exit(2)
+        print("usage: nemotron-nb {" + ",".join(COMMANDS) + "} ...  (`nemotron-nb COMMAND --help` for one)")
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+            sys.exit(2)
         return
     mod, fn = COMMANDS[argv[0]].split(":")
     return getattr(importlib.import_module(mod), fn)(argv[1:])

@@ -534,7 +534,8 @@ def serve_main(argv:list[str]|None=None):
 @contextlib.contextmanager
 def serve_process(model_dir, *args:str, timeout:float=180.0):
     "Run `nemotron-nb serve model_dir --port 0 *args` in a child process; yields its base URL"
-    cmd = [sys.executable, "-c", "from nemotron_nb.llm import serve_main; serve_main()", str(model_dir), "--port", "0", *args]
+    # through the CLI router, as the console script runs it, with this interpreter (not whatever is on PATH)
+    cmd = [sys.executable, "-c", "from nemotron_nb.cli import main; main()", "serve", str(model_dir), "--port", "0", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()

@@ -14,7 +14,8 @@ from .config import ModelConfig, preset
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'LayerNorm1p', 'rope_freqs', 'rope_cos_sin', 'apply_rope', 'document_ids', 'attention_mask_for',
            'KVCache', 'Attention', 'MLP', 'Block', 'NemotronBackbone', 'NemotronLM', 'lm_loss', 'sample_next',
-           'generate', 'generate_uncached', 'transformer_engine_available', 'TEBlock', 'te_block_from']
+           'generate', 'generate_uncached', 'transformer_engine_available', 'TEBlock', 'te_block_from',
+           'to_transformer_engine', 'fp8_autocast']
 
 # %% ../nbs/01_model.ipynb #e824500b
 class LayerNorm1p(nn.LayerNorm):
@@ -325,3 +326,22 @@ def te_block_from(block:Block, c:ModelConfig)->TEBlock:
         te_blk.ln_mlp.fc1_weight.copy_(m.up_proj.weight)
         te_blk.ln_mlp.fc2_weight.copy_(m.down_proj.weight)
     return te_blk
+
+# %% ../nbs/01_model.ipynb #teexp001
+def to_transformer_engine(model:NemotronLM)->NemotronLM:
+    "Move `model` to CUDA and swap each block for a `TEBlock` with its weights, where TE can run; unchanged otherwise"
+    if not transformer_engine_available(): return model
+    model.cuda()
+    for k, blk in list(model.model.layers.items()): model.model.layers[k] = te_block_from(blk, model.config)
+    return model
+
+def fp8_autocast(enabled:bool=True,            # False: a no-op context, for one code path with or without FP8
+                 amax_history_len:int=1024,    # delayed scaling: scale from the max |x| of the last N steps
+                 margin:int=0):
+    "TE's FP8 autocast (delayed scaling; E4M3 forward, E5M2 gradients) where TE can run, else a no-op context"
+    import contextlib
+    if not (enabled and transformer_engine_available()): return contextlib.nullcontext()
+    import transformer_engine.pytorch as te
+    from transformer_engine.common.recipe import DelayedScaling, Format
+    recipe = DelayedScaling(fp8_format=Format.HYBRID, amax_history_len=amax_history_len, margin=margin)
+    return te.fp8_autocast(enabled=True, fp8_recipe=recipe)
