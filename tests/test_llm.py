@@ -1,5 +1,5 @@
 """Inference backends over real HTTP: `nemotron-nb serve` in its own process, flaky and dead endpoints."""
-import json, socket, subprocess, sys, threading, textwrap
+import json, socket, subprocess, sys, threading, textwrap, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx, pytest
 from nemotron_nb.llm import (ATTRIBUTES, BatchError, CachedBackend, OpenAIBackend, SamplingParams, TorchBackend,
@@ -79,19 +79,23 @@ def test_reward_scores_over_http(model_dir):
 
 
 class Flaky(BaseHTTPRequestHandler):
-    "429 on a prompt's first attempt, 500 on its second, then 200; 'doomed' always 500; 'bad' gets non-JSON; 'bare' no choices"
+    """429 on a prompt's first attempt, 500 on its second, then 200; 'doomed' always 500; 'bad' gets non-JSON; 'bare' no
+    choices; 'slow' answers after 1 s on its first attempt only"""
     attempts: list = []
     def log_message(self, *a): pass
     def do_POST(self):
         text = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"][-1]["content"]
         Flaky.attempts.append(text)
         n = Flaky.attempts.count(text)
+        if text == "slow" and n == 1: time.sleep(1.0)
         status = 500 if text == "doomed" else {1: 429, 2: 500}.get(n, 200) if text.startswith("flaky") else 200
         body = {"choices": [{"message": {"role": "assistant", "content": text[::-1]}}]} if status == 200 else {"error": {"message": "busy"}}
         data = b"<html>502 proxy</html>" if text == "bad" else json.dumps({"choices": []} if text == "bare" else body).encode()
         self.send_response(status)
         if status == 429: self.send_header("Retry-After", "0")
-        self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+        self.send_header("Content-Length", str(len(data))); self.end_headers()
+        try: self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError): pass   # the client timed out and left
 
 
 @pytest.fixture
@@ -130,3 +134,13 @@ def test_unreachable_endpoint_is_a_clear_error():
     b = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=1, backoff=0.01)
     with pytest.raises(BatchError, match="cannot reach .* is the server running") as ei: b.generate(msgs("a", "b"))
     assert ei.value.results == [None, None] and b.retries == 2
+
+
+def test_timeout_is_retried_then_reported(flaky):
+    "A request that outlives `timeout` is retried (a timeout is a transport error); without retries it is a clear error"
+    b = OpenAIBackend(flaky, "m", timeout=0.3, max_retries=2, backoff=0.01)
+    assert b.generate(msgs("slow", "plain")) == ["wols", "nialp"] and b.retries == 1
+    Flaky.attempts = []
+    with pytest.raises(BatchError, match="Timeout") as ei:
+        OpenAIBackend(flaky, "m", timeout=0.3, max_retries=0).generate(msgs("slow", "plain"))
+    assert ei.value.results == [None, "nialp"]
