@@ -21,12 +21,12 @@ from .model import NemotronLM, NemotronBackbone, IGNORE_INDEX
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['MESH_DIMS', 'SCHEDULES', 'free_port', 'init_mesh', 'block_plan', 'outer_plan', 'describe_style', 'plan_table',
-           'check_layout', 'apply_tp', 'stage_layer_ids', 'rank_stage_ids', 'pipeline_table', 'stage_view',
-           'split_for_pipeline', 'apply_fsdp', 'ParallelModel', 'parallelize', 'ce_sum', 'clip_grad_norm',
+__all__ = ['MESH_DIMS', 'SCHEDULES', 'LAUNCH_KEYS', 'free_port', 'init_mesh', 'block_plan', 'outer_plan', 'describe_style',
+           'plan_table', 'check_layout', 'apply_tp', 'stage_layer_ids', 'rank_stage_ids', 'pipeline_table',
+           'stage_view', 'split_for_pipeline', 'apply_fsdp', 'ParallelModel', 'parallelize', 'ce_sum', 'clip_grad_norm',
            'pipeline_schedule', 'train_step', 'eval_step', 'BatchRamp', 'save_distributed', 'load_distributed',
            'export_hf', 'torchrun_argv', 'rank_notebook_path', 'papermill_rank', 'slurm_script', 'launch_main',
-           'run_stage_distributed']
+           'StageRankError', 'rank_failure', 'run_stage_distributed']
 
 # %% ../nbs/05_parallel.ipynb #23f3ce1b
 from .planner import estimate
@@ -546,13 +546,59 @@ def launch_main(argv:list[str]|None=None)->int:
     return subprocess.call(run)
 
 # %% ../nbs/05_parallel.ipynb #16176f95
+LAUNCH_KEYS = ("nproc_per_node",)   # what a pipeline stage's `launch:` may hold
+
+class StageRankError(RuntimeError):
+    "A distributed stage failed; names the rank, its executed copy and the cell (papermill's fields) when one raised"
+    def __init__(self, message:str, nproc:int, exit_code:int, log:str="", rank:int|None=None, notebook=None,
+                 cell_index:int|None=None, source:str="", ename:str="", evalue:str=""):
+        super().__init__(message)
+        self.nproc, self.exit_code, self.log, self.rank, self.notebook = nproc, exit_code, log, rank, notebook
+        self.cell_index, self.source, self.ename, self.evalue = cell_index, source, ename, evalue
+
+def _first_error(cells:list)->tuple|None:
+    "(cell index, cell, error output) of the first cell with an error, papermill's error banners left out"
+    cells = [c for c in cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    for i, c in enumerate(cells):
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "error" and not (o.get("ename") == "SystemExit" and o.get("evalue") in ("", "0")):
+                return i, c, o
+    return None
+
+def rank_failure(out_nb, nproc:int)->dict|None:
+    "The first failing cell (by end time) over the executed copies of ranks 0..nproc-1, or None"
+    found = []
+    for r in range(nproc):
+        p = rank_notebook_path(out_nb, r)
+        try: err = _first_error(json.loads(p.read_text())["cells"])
+        except (FileNotFoundError, json.JSONDecodeError, KeyError): continue
+        if err is None: continue
+        i, c, o = err
+        src = c.get("source", "")
+        found.append(dict(rank=r, notebook=p, cell_index=i, source="".join(src) if isinstance(src, list) else src,
+                          ename=o.get("ename", ""), evalue=o.get("evalue", ""),
+                          end=c.get("metadata", {}).get("papermill", {}).get("end_time") or "~"))   # "~": no time, sorts last
+    if not found: return None
+    first = min(found, key=lambda f: (f["end"], f["rank"]))
+    return {k: v for k, v in first.items() if k != "end"}
+
+# %% ../nbs/05_parallel.ipynb #40cf696d
 def run_stage_distributed(notebook, out_nb, params:dict, launch:dict, cwd=None):
     "Execute a stage notebook on `launch['nproc_per_node']` local ranks, one papermill kernel each"
-    nproc = int(launch.get("nproc_per_node", launch.get("nproc", 1)))
+    if extra := sorted(set(launch) - set(LAUNCH_KEYS)): raise ValueError(f"launch option(s) {extra} unknown; allowed: {list(LAUNCH_KEYS)}")
+    nproc = launch.get("nproc_per_node", 1)
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
+        raise ValueError(f"launch nproc_per_node={nproc!r} must be a positive integer")
+    out_nb = Path(out_nb)
+    for old in out_nb.parent.glob(f"{out_nb.stem}.rank*{out_nb.suffix}"): old.unlink()   # an earlier attempt's copies
+    out_nb.unlink(missing_ok=True)
     args = [str(notebook), str(out_nb), "-y", json.dumps(params, default=str), "-k", "python3", "--no-progress-bar",
             "--start-timeout", "600"] + (["--cwd", str(cwd)] if cwd is not None else [])
     r = subprocess.run(torchrun_argv(args, nproc), capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"{Path(notebook).name} failed on {nproc} ranks (exit {r.returncode}); executed copies: {out_nb} and "
-                           f"{rank_notebook_path(out_nb, 1).name.replace('rank1', 'rank*')}\n{r.stderr[-3000:]}")
-    return out_nb
+    if r.returncode == 0: return out_nb
+    log, f = r.stderr[-3000:], rank_failure(out_nb, nproc)
+    if f is None:
+        raise StageRankError(f"{Path(notebook).name} failed on {nproc} ranks (torchrun exit {r.returncode}) before any cell "
+                             f"raised; torchrun's log ends:\n{log}", nproc, r.returncode, log)
+    raise StageRankError(f"{Path(notebook).name} failed on rank {f['rank']} of {nproc}, in cell {f['cell_index'] + 1} of "
+                         f"{f['notebook'].name}: {f['ename']}: {f['evalue']}", nproc, r.returncode, log, **f)

@@ -189,14 +189,21 @@ def _check_parameters(s:Stage, errs:list):
         if k == "out_dir": errs.append(f"stage {s.name!r}: out_dir is set by the runner (<out>/{s.name}); remove it")
         elif k not in known: errs.append(f"stage {s.name!r}: unknown parameter {k!r}; {s.notebook.name} takes {sorted(known)}")
     for k in set(s.parameters) & set(s.inputs): errs.append(f"stage {s.name!r}: {k!r} is both a parameter and an input")
-    if s.launch and _launcher() is None:
-        errs.append(f"stage {s.name!r}: launch={s.launch} needs a launcher (nemotron_nb.launch.run_stage), not installed here")
+    if s.launch: _check_launch(s, errs)
+
+def _check_launch(s:Stage, errs:list):
+    "A `launch` option names only what `parallel.run_stage_distributed` takes"
+    from nemotron_nb.parallel import LAUNCH_KEYS           # torch.distributed, only for stages that launch
+    if extra := sorted(set(s.launch) - set(LAUNCH_KEYS)):
+        errs.append(f"stage {s.name!r}: unknown launch option(s) {extra}; allowed: {list(LAUNCH_KEYS)}")
+    n = s.launch.get("nproc_per_node")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        errs.append(f"stage {s.name!r}: launch nproc_per_node={n!r} must be a positive integer (processes on this node)")
 
 def _launcher():
-    "The distributed stage launcher, when its module exists"
-    try: from nemotron_nb.launch import run_stage
-    except ImportError: return None
-    return run_stage
+    "The distributed stage launcher: `parallel.run_stage_distributed`, imported when a stage asks for it"
+    from nemotron_nb.parallel import run_stage_distributed
+    return run_stage_distributed
 
 # %% ../nbs/18_pipeline.ipynb #8d899c59
 def plan_pipeline(pipe:Pipeline, out, stage:str|None=None, force:bool=False)->list[StagePlan]:
@@ -225,6 +232,7 @@ def _failed_cell(nb_path:Path, exc)->str:
     idx, first = exc.cell_index, (exc.source or "").strip().splitlines()[:1]
     try:
         tags = [c.get("metadata", {}).get("tags", []) for c in json.loads(nb_path.read_text())["cells"]]
+        tags = [t for t in tags if "papermill-error-cell-tag" not in t]   # papermill's banners were not there when it counted
         if any("injected-parameters" in t for t in tags[:idx]): idx -= 1
     except Exception: pass
     return f"cell {idx + 1} of {nb_path.name} ({first[0] if first else ''!r})"
@@ -242,10 +250,21 @@ def _execute(s:Stage, out_nb:Path, params:dict, cwd:Path):
     sock_dir = tempfile.mkdtemp(prefix="nemotron-nb-kernel-")
     try:
         with _kernel_env(OMP_WAIT_POLICY="PASSIVE"):
-            if s.launch: return _launcher()(s.notebook, out_nb, params, s.launch, cwd=cwd)
+            if s.launch: return _execute_launched(s, out_nb, params, cwd)
             pm.execute_notebook(str(s.notebook), str(out_nb), parameters=params, kernel_name="python3", progress_bar=False,
                                 cwd=str(cwd), config=_kernel_config(sock_dir), start_timeout=600)  # slow starts on a busy machine
     finally: shutil.rmtree(sock_dir, ignore_errors=True)
+
+def _execute_launched(s:Stage, out_nb:Path, params:dict, cwd:Path):
+    "Run a `launch` stage on its ranks; a failure becomes `StageFailed` naming the stage, the rank and the cell"
+    from nemotron_nb.parallel import StageRankError
+    try: return _launcher()(s.notebook, out_nb, params, s.launch, cwd=cwd)
+    except StageRankError as e:
+        if e.rank is None:
+            raise StageFailed(f"stage {s.name!r} failed on {e.nproc} ranks before any cell raised (torchrun exit {e.exit_code});"
+                              f" torchrun's log ends:\n{e.log}") from None
+        raise StageFailed(f"stage {s.name!r} failed on rank {e.rank} of {e.nproc} in {_failed_cell(e.notebook, e)}: {e.ename}: "
+                          f"{e.evalue}\n  the executed notebook with the traceback: {e.notebook}") from None
 
 class _kernel_env:
     "Context manager: environment variables the kernel starts with, where the user has not set them"

@@ -12,17 +12,20 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.distributed as dist
 from torch import Tensor
 from tqdm import tqdm
+from fastcore.basics import patch_to
 from .model import NemotronLM, IGNORE_INDEX
 from .checkpoint import save_training_checkpoint, load_training_checkpoint
+from . import parallel
 
 # %% auto #0
 __all__ = ['DECAY_STYLES', 'PRECISIONS', 'TRAIN_PRESETS', 'RESUME_FIELDS', 'TrainConfig', 'validate_train_config', 'train_preset',
-           'lr_at', 'global_batch_at', 'param_groups', 'make_optimizer', 'make_scheduler', 'sample_order',
-           'collate_rows', 'step_batches', 'lm_loss_sum', 'autocast', 'forward_backward', 'optimizer_step',
-           'train_step', 'evaluate', 'checkpoint_path', 'list_checkpoints', 'latest_checkpoint', 'prune_checkpoints',
-           'read_metrics', 'check_resumable', 'train']
+           'global_batch_at', 'final_global_batch', 'samples_before_step', 'lr_at_samples', 'lr_at', 'param_groups',
+           'make_optimizer', 'make_scheduler', 'sample_order', 'collate_rows', 'step_batches', 'lm_loss_sum',
+           'autocast', 'forward_backward', 'optimizer_step', 'train_step', 'evaluate', 'checkpoint_path',
+           'list_checkpoints', 'latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'check_resumable', 'train']
 
 # %% ../nbs/06_pretrain.ipynb #73d81091
 DECAY_STYLES = ("cosine", "linear", "constant")
@@ -110,17 +113,6 @@ def train_preset(name:str,  # a key of `TRAIN_PRESETS`
     if unknown: raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}")
     return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
 
-# %% ../nbs/06_pretrain.ipynb #e82a5c25
-def lr_at(step:int,            # optimizer step, from 0
-          c:TrainConfig)->float:
-    "Learning rate of optimizer step `step`: linear warmup, then cosine/linear/constant decay to `min_lr`"
-    if step < c.warmup_steps: return c.lr * (step + 1) / c.warmup_steps
-    if c.decay_style == "constant": return c.lr
-    decay_steps = c.decay_steps or max(1, c.steps - c.warmup_steps)
-    t = min(1.0, (step - c.warmup_steps) / decay_steps)      # fraction of the decay done
-    coeff = 0.5 * (1 + math.cos(math.pi * t)) if c.decay_style == "cosine" else 1 - t
-    return c.min_lr + (c.lr - c.min_lr) * coeff
-
 # %% ../nbs/06_pretrain.ipynb #822e4ef7
 def global_batch_at(c:TrainConfig, consumed_samples:int)->int:
     "Global batch (sequences) of the step that starts after `consumed_samples` samples"
@@ -128,6 +120,42 @@ def global_batch_at(c:TrainConfig, consumed_samples:int)->int:
     for at, b in c.batch_ramp:
         if consumed_samples >= at: batch = b
     return batch
+
+# %% ../nbs/06_pretrain.ipynb #6667618c
+def final_global_batch(c:TrainConfig)->int:
+    "The global batch once the ramp is over: the batch the schedule's steps are counted in"
+    return c.batch_ramp[-1][1] if c.batch_ramp else c.global_batch
+
+def samples_before_step(step:int,  # optimizer step, from 0
+                        c:TrainConfig)->int:
+    "Samples consumed by optimizer steps 0 .. step-1, following the batch ramp"
+    phases = ((0, c.global_batch),) + c.batch_ramp
+    consumed, done = 0, 0
+    for i, (_, b) in enumerate(phases):
+        if i + 1 < len(phases):                               # batch b holds until `until` samples are consumed
+            until = phases[i + 1][0]
+            n = min(step - done, max(0, -(-(until - consumed) // b)))
+        else: n = step - done
+        consumed, done = consumed + n * b, done + n
+    return consumed
+
+# %% ../nbs/06_pretrain.ipynb #e82a5c25
+def lr_at_samples(consumed:float,  # samples consumed before the step
+                  c:TrainConfig)->float:
+    "Learning rate after `consumed` samples: linear warmup, then cosine/linear/constant decay to `min_lr`"
+    full = final_global_batch(c)
+    t = consumed / full                                        # full-batch steps done
+    if t < c.warmup_steps: return c.lr * (t + 1) / c.warmup_steps
+    if c.decay_style == "constant": return c.lr
+    decay_steps = c.decay_steps or max(1, samples_before_step(c.steps, c) / full - c.warmup_steps)
+    frac = min(1.0, (t - c.warmup_steps) / decay_steps)        # fraction of the decay done
+    coeff = 0.5 * (1 + math.cos(math.pi * frac)) if c.decay_style == "cosine" else 1 - frac
+    return c.min_lr + (c.lr - c.min_lr) * coeff
+
+def lr_at(step:int,            # optimizer step, from 0
+          c:TrainConfig)->float:
+    "Learning rate of optimizer step `step`: the schedule at the samples consumed before it"
+    return lr_at_samples(samples_before_step(step, c), c)
 
 # %% ../nbs/06_pretrain.ipynb #d81766d1
 def param_groups(model:torch.nn.Module, weight_decay:float)->list[dict]:
@@ -237,7 +265,8 @@ def list_checkpoints(out_dir)->list[Path]:
     "Complete checkpoints under `out_dir`, oldest first"
     d = Path(out_dir) / "checkpoints"
     if not d.exists(): return []
-    return sorted(p for p in d.iterdir() if re.fullmatch(r"step_\d{6,}", p.name) and (p / "trainer_state.json").exists())
+    done = lambda p: (p / "trainer_state.json").exists() or (p / "state.json").exists()   # one process / DCP (05_parallel)
+    return sorted(p for p in d.iterdir() if re.fullmatch(r"step_\d{6,}", p.name) and done(p))
 
 def latest_checkpoint(out_dir)->Path|None:
     "The newest complete checkpoint under `out_dir`, or None"
@@ -278,21 +307,109 @@ def check_resumable(saved:dict, c:TrainConfig, where=""):
                              f"use the original value or a new out_dir")
 
 # %% ../nbs/06_pretrain.ipynb #40207e65
-def _save(out_dir, step, consumed, tokens, model, optimizer, scheduler, c):
-    save_training_checkpoint(checkpoint_path(out_dir, step), model, optimizer, scheduler,
-                             step=step, consumed_samples=consumed, tokens=tokens, config=asdict(c))
-    prune_checkpoints(out_dir, c.keep_last)
+class _OneProcess:
+    "How `train` steps, evaluates, checkpoints, resumes and exports a plain model in this process"
+    writer = True                               # writes metrics.jsonl and model/
 
-def _resume(out_dir, model, optimizer, scheduler, c)->tuple[int, int, int]:
-    "Load the newest checkpoint, if any: (step, consumed samples, tokens)"
+    def __init__(self, model, cfg:TrainConfig, loss_fn:Callable, eval_data=None):
+        self.model, self.cfg, self.loss_fn, self.eval_data = model, cfg, loss_fn, eval_data
+        self.device = next(model.parameters()).device
+        self.optimizer = make_optimizer(model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+
+    def step(self, batches)->dict: return train_step(self.model, self.optimizer, self.scheduler, batches, self.cfg, self.loss_fn)
+    def evaluate(self)->float: return evaluate(self.model, self.eval_data, self.cfg, self.loss_fn)
+
+    def save(self, out_dir, step:int, consumed:int, tokens:int):
+        save_training_checkpoint(checkpoint_path(out_dir, step), self.model, self.optimizer, self.scheduler,
+                                 step=step, consumed_samples=consumed, tokens=tokens, config=asdict(self.cfg))
+        prune_checkpoints(out_dir, self.cfg.keep_last)
+
+    def resume(self, out_dir)->tuple[int, int, int]:
+        "Load the newest checkpoint, if any: (step, consumed samples, tokens)"
+        ckpt = latest_checkpoint(out_dir)
+        if ckpt is None: return 0, 0, 0
+        if not (ckpt / "trainer_state.json").exists():
+            raise ValueError(f"{ckpt} was written by a distributed run: resume it with `parallel.parallelize(model[, mesh])` "
+                             "(any layout, one process included) or use a new out_dir")
+        state = load_training_checkpoint(ckpt, self.model, self.optimizer, self.scheduler)
+        check_resumable(state["config"], self.cfg, where=str(ckpt))
+        return state["step"], state["consumed_samples"], state["tokens"]
+
+    def export(self, out_dir, tokenizer=None):
+        self.model.save_pretrained(Path(out_dir) / "model")
+        if tokenizer is not None: tokenizer.save_pretrained(Path(out_dir) / "model")
+
+# %% ../nbs/06_pretrain.ipynb #013e2b23
+def _rank0()->bool: return not dist.is_initialized() or dist.get_rank() == 0
+
+def _check_parallel_batches(cfg:TrainConfig, dp:int, eval_rows:int):
+    "Raise `ValueError` naming the field unless every batch and the held-out rows split over dp x micro_batch"
+    unit = dp * cfg.micro_batch
+    for name, b in [("global_batch", cfg.global_batch)] + [(f"batch_ramp entry {i}", b) for i, (_, b) in enumerate(cfg.batch_ramp)]:
+        if b % unit: raise ValueError(f"{name}={b} is not divisible by dp={dp} x micro_batch={cfg.micro_batch}: "
+                                      "each data-parallel rank runs whole micro-batches")
+    if eval_rows % unit:
+        raise ValueError(f"{eval_rows} held-out rows (eval_batches={cfg.eval_batches} x micro_batch={cfg.micro_batch}) are not "
+                         f"divisible by dp={dp} x micro_batch: make eval_batches a multiple of dp={dp}")
+
+class _Parallel:
+    "How `train` steps, evaluates, checkpoints, resumes and exports a `parallel.ParallelModel`, on every rank"
+    def __init__(self, pm, cfg:TrainConfig, loss_fn:Callable, eval_data=None):
+        if loss_fn is not lm_loss_sum: raise ValueError("a ParallelModel trains on the LM loss (parallel.train_step); "
+                                                         "pass loss_fn=lm_loss_sum, or a plain model")
+        self.eval_rows = 0 if eval_data is None else min(len(eval_data), cfg.eval_batches * cfg.micro_batch)
+        _check_parallel_batches(cfg, pm.size("dp"), self.eval_rows)
+        self.pm, self.cfg, self.eval_data = pm, cfg, eval_data
+        self.device, self.writer = pm.device, _rank0()
+        self.optimizer = make_optimizer(pm.model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+
+    def step(self, batches)->dict:
+        amp = torch.bfloat16 if self.cfg.precision == "bf16" else None
+        return parallel.train_step(self.pm, self.optimizer, batches, self.scheduler, micro_batch=self.cfg.micro_batch,
+                                   max_grad_norm=self.cfg.grad_clip, amp_dtype=amp)
+
+    def evaluate(self)->float:
+        "Token-weighted loss over the same held-out rows as `evaluate`"
+        unit, total, count = self.pm.size("dp") * self.cfg.micro_batch, 0.0, 0
+        for j in range(0, self.eval_rows, unit):
+            with autocast(self.cfg, self.device):
+                out = parallel.eval_step(self.pm, collate_rows([self.eval_data[i] for i in range(j, j + unit)], self.device),
+                                         micro_batch=self.cfg.micro_batch)
+            total, count = total + out["loss"] * out["targets"], count + out["targets"]
+        return total / max(count, 1)
+
+# %% ../nbs/06_pretrain.ipynb #55a9e4cb
+@patch_to(_Parallel)
+def save(self, out_dir, step:int, consumed:int, tokens:int):
+    parallel.save_distributed(self.pm, self.optimizer, checkpoint_path(out_dir, step), step=step, consumed_samples=consumed,
+                              tokens=tokens, train_config=asdict(self.cfg), scheduler=self.scheduler.state_dict())
+    if self.writer: prune_checkpoints(out_dir, self.cfg.keep_last)
+
+@patch_to(_Parallel)
+def resume(self, out_dir)->tuple[int, int, int]:
+    "Load the newest checkpoint into this layout, if any: (step, consumed samples, tokens)"
     ckpt = latest_checkpoint(out_dir)
     if ckpt is None: return 0, 0, 0
-    state = load_training_checkpoint(ckpt, model, optimizer, scheduler)
-    check_resumable(state["config"], c, where=str(ckpt))
+    if not (ckpt / "state.json").exists():
+        raise ValueError(f"{ckpt} was written by the one-process trainer: resume it with a plain model, or use a new out_dir")
+    check_resumable(json.loads((ckpt / "state.json").read_text())["train_config"], self.cfg, where=str(ckpt))
+    state = parallel.load_distributed(self.pm, self.optimizer, ckpt)
+    self.scheduler.load_state_dict(state["scheduler"])
+    for g, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()): g["lr"] = lr
     return state["step"], state["consumed_samples"], state["tokens"]
 
+@patch_to(_Parallel)
+def export(self, out_dir, tokenizer=None):
+    "Rank 0 writes model/ from the final checkpoint (any layout); the others wait for it"
+    if self.writer:
+        parallel.export_hf(checkpoint_path(out_dir, self.cfg.steps), Path(out_dir) / "model")
+        if tokenizer is not None: tokenizer.save_pretrained(Path(out_dir) / "model")
+    if dist.is_initialized(): dist.barrier()
+
 # %% ../nbs/06_pretrain.ipynb #1b2cde78
-def train(model:torch.nn.Module,   # the network, on the device to train on
+def train(model:torch.nn.Module,   # the network on its device, or a `parallel.ParallelModel` (call on every rank)
           train_data,              # map-style dataset of packed rows (dicts of (T,) LongTensors)
           cfg:TrainConfig,
           out_dir,                 # metrics.jsonl, checkpoints/ and model/ go here; resumes from it
@@ -302,32 +419,29 @@ def train(model:torch.nn.Module,   # the network, on the device to train on
           progress:bool=True)->list[dict]: # the rows of metrics.jsonl
     "Train `model` on `train_data` per `cfg`, resuming from the newest checkpoint in `out_dir`"
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg)
-    step, consumed, tokens = _resume(out_dir, model, optimizer, scheduler, cfg)
+    run = (_Parallel if isinstance(model, parallel.ParallelModel) else _OneProcess)(model, cfg, loss_fn, eval_data)
+    step, consumed, tokens = run.resume(out_dir)
     metrics = read_metrics(out_dir, upto_step=step)
-    _rewrite_metrics(out_dir, metrics)
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out_dir.name}", disable=not progress, mininterval=1)
-    with open(out_dir / "metrics.jsonl", "a") as log:
+    if run.writer: _rewrite_metrics(out_dir, metrics)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out_dir.name}", disable=not (progress and run.writer), mininterval=1)
+    with open(out_dir / "metrics.jsonl", "a") if run.writer else contextlib.nullcontext() as log:
         while step < cfg.steps:
             t0 = time.perf_counter()
-            batches = step_batches(train_data, cfg, consumed, device)
-            out = train_step(model, optimizer, scheduler, batches, cfg, loss_fn)
+            batches = step_batches(train_data, cfg, consumed, run.device)
+            out = run.step(batches)
             step, consumed = step + 1, consumed + sum(len(mb["input_ids"]) for mb in batches)
             tokens += sum(mb["input_ids"].numel() for mb in batches)
             row = dict(step=step, loss=out["loss"], lr=out["lr"], grad_norm=out["grad_norm"], tokens=tokens,
                        tokens_per_s=sum(mb["input_ids"].numel() for mb in batches) / (time.perf_counter() - t0),
                        consumed_samples=consumed)
             if eval_data is not None and (step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)):
-                row["eval_loss"] = evaluate(model, eval_data, cfg, loss_fn)
+                row["eval_loss"] = run.evaluate()
             if step % cfg.log_every == 0 or step == cfg.steps or "eval_loss" in row:
-                log.write(json.dumps(row) + "\n"); log.flush()
+                if log is not None: log.write(json.dumps(row) + "\n"); log.flush()
                 metrics.append(row)
             if step == cfg.steps or (cfg.save_every and step % cfg.save_every == 0):
-                _save(out_dir, step, consumed, tokens, model, optimizer, scheduler, cfg)
+                run.save(out_dir, step, consumed, tokens)
             bar.update(1); bar.set_postfix(loss=f"{out['loss']:.3f}", lr=f"{out['lr']:.2e}")
     bar.close()
-    model.save_pretrained(out_dir / "model")
-    if tokenizer is not None: tokenizer.save_pretrained(out_dir / "model")
+    run.export(out_dir, tokenizer)
     return metrics

@@ -2,6 +2,9 @@
 
 Each test launches tests/dist_worker.py on CPU processes (gloo) through `nemotron-nb launch`'s function and reads
 the JSON rank 0 writes: per-step loss and grad norm of the layout and of the single-process reference.
+Then the pretraining stage notebook itself on 2, 4 and (flag `dist`) 8 CPU ranks, one papermill kernel per rank,
+directly and through the pipeline's `launch` option, against the same notebook in one process; a failing rank
+named by the pipeline; and, where CUDA exists, one NCCL step.
 """
 import json, subprocess, sys
 import pytest
@@ -128,3 +131,180 @@ def test_launch_writes_slurm_script(tmp_path):
     assert "--rdzv-endpoint=${HEAD}:29500 --rdzv-id=${SLURM_JOB_ID} train.py --tp 8" in s
     r = subprocess.run(["bash", "-n", str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+# --- The pretraining stage notebook on several ranks, against the same notebook in one process -------------------
+# One papermill kernel per rank (torchrun), through `parallel.run_stage_distributed` and the pipeline's `launch`
+# option. Tiny sizes: the `tiny` preset (4 layers, hidden 128), 32-token rows, 4 steps of a batch ramp 4, 4, 8, 8 (so
+# the number of micro-batches, and under pipelining the schedule, changes mid-run). The trainer's own AdamW eps 1e-8
+# turns float rounding between layouts into weight differences of up to ~1e-4 (see 05_parallel), so the weights are
+# compared loosely; losses and gradient norms to 1e-5.
+import time
+STAGE = ROOT / "nbs" / "stages" / "pretrain.ipynb"
+SMALL = dict(seq_len=32, steps=4, global_batch=8, micro_batch=2, warmup_steps=2, eval_every=2, eval_batches=2,
+             save_every=2, rampup_batch_size=[4, 4, 8])
+dist_only = pytest.mark.skipif("dist" not in run_flags(), reason="8 kernels, ~80 s on 2 cores: NEMOTRON_NB_FLAGS=dist")
+
+@pytest.fixture(scope="module")
+def stage_inputs(tmp_path_factory):
+    "A small default corpus and a 512-piece tokenizer, as the tokenizer stage writes them"
+    import warnings
+    from nemotron_nb.data import build_default_corpus, load_corpus, source_kind
+    from nemotron_nb.tokenizer import train_tokenizer
+    d = tmp_path_factory.mktemp("inputs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # a source missing on this machine is a warning
+        build_default_corpus(d / "corpus", scale=0.05)
+    src = load_corpus(d / "corpus")
+    train_tokenizer((t for n, ds in src.items() if source_kind(n) != "qa" for t in ds["text"]), d / "tokenizer",
+                    vocab_size=512, max_chars=200_000)
+    return dict(tokenizer_dir=str(d / "tokenizer"), corpus_dir=str(d / "corpus"))
+
+def stage_params(out, inputs, **layout): return dict(out_dir=str(out), **inputs, **SMALL, **layout)
+
+@pytest.fixture(scope="module")
+def one_process(stage_inputs, tmp_path_factory):
+    "The stage run in one process (plain papermill), the reference"
+    import papermill as pm
+    out = tmp_path_factory.mktemp("one")
+    t0 = time.time()
+    pm.execute_notebook(str(STAGE), str(out / "pretrain.ipynb"), parameters=stage_params(out, stage_inputs), kernel_name="python3",
+                        progress_bar=False, cwd=str(out))
+    print(f"one-process stage: {time.time() - t0:.0f}s")
+    return out
+
+def stage_rows(out): return [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+
+def assert_same_run(out, ref, nproc:int):
+    "The distributed stage run in `out` trained like the one-process run in `ref`, and wrote what it should"
+    import torch
+    from nemotron_nb.model import NemotronLM
+    a, b = stage_rows(out), stage_rows(ref)
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, SMALL["steps"] + 1))
+    assert [r["consumed_samples"] for r in a] == [4, 8, 16, 24]                 # the ramp: 4, 4, 8, 8
+    for x, y in zip(a, b):
+        assert x["lr"] == y["lr"], (x, y)
+        assert abs(x["loss"] - y["loss"]) < TOL and abs(x["grad_norm"] - y["grad_norm"]) < TOL, (x, y)
+        assert abs(x.get("eval_loss", 0) - y.get("eval_loss", 0)) < TOL, (x, y)
+    assert sum("eval_loss" in r for r in a) == 2
+    m, r = NemotronLM.from_pretrained(out / "model"), NemotronLM.from_pretrained(ref / "model")
+    sm, sr = m.state_dict(), r.state_dict()
+    assert max((sm[k] - sr[k]).abs().max().item() for k in sr) < 1e-3
+    x = torch.randint(0, m.config.vocab_size, (2, SMALL["seq_len"]))
+    with torch.no_grad(): assert (m(x) - r(x)).abs().max().item() < 1e-3
+    assert (out / "model" / "tokenizer.model").exists()
+    assert json.loads((out / "metrics.json").read_text())["layout"]["dp"] >= 1
+    copies = sorted(p.name for p in out.glob("pretrain*.ipynb"))
+    assert copies == ["pretrain.ipynb"] + [f"pretrain.rank{k}.ipynb" for k in range(1, nproc)]
+    def images(nb): return sum("image/png" in o.get("data", {}) for c in nbformat.read(str(nb), as_version=4).cells
+                               for o in c.get("outputs", []))
+    assert images(out / "pretrain.ipynb") >= 3 and images(out / "pretrain.rank1.ipynb") == 0   # only rank 0 plots
+
+def test_pretrain_stage_on_2_ranks_pp2_interleaved(stage_inputs, one_process, tmp_path):
+    "run_stage_distributed directly: pp=2 with 2 virtual stages per rank (ScheduleInterleaved1F1B)"
+    from nemotron_nb.parallel import run_stage_distributed
+    t0 = time.time()
+    run_stage_distributed(STAGE, tmp_path / "pretrain.ipynb", stage_params(tmp_path, stage_inputs, pp=2, vp=2),
+                          dict(nproc_per_node=2), cwd=tmp_path)
+    print(f"2 ranks (pp=2, vp=2): {time.time() - t0:.0f}s")
+    assert_same_run(tmp_path, one_process, 2)
+    assert json.loads((tmp_path / "pretrain.json").read_text())["layout"] == dict(
+        dp=1, pp=2, tp=1, vp=2, schedule="interleaved1f1b", rampup_batch_size=[4, 4, 8])
+
+def launch_pipeline(tmp_path, inputs, nproc:int, **layout):
+    "A one-stage pipeline file running the pretraining stage notebook on `nproc` ranks"
+    import yaml
+    stage = dict(name="pretrain", inputs=inputs, parameters=dict(SMALL, **layout), launch=dict(nproc_per_node=nproc),
+                 outputs=["model", "pretrain.json"])
+    y = tmp_path / "par.yaml"
+    y.write_text(yaml.safe_dump(dict(name="par", notebooks=str(STAGE.parent), stages=[stage])))
+    return y
+
+def run_launch_pipeline(tmp_path, inputs, nproc, **layout):
+    from nemotron_nb.pipeline import run_pipeline
+    y, out = launch_pipeline(tmp_path, inputs, nproc, **layout), tmp_path / "runs"
+    t0 = time.time()
+    rows = run_pipeline(y, out)
+    print(f"{nproc} ranks {layout}: {time.time() - t0:.0f}s")
+    assert [r["status"] for r in rows] == ["ran"] and rows[0]["metrics"]["layout"] == dict(
+        dp=layout.get("dp", 1), pp=layout.get("pp", 1), tp=layout.get("tp", 1), vp=layout.get("vp", 1),
+        schedule="interleaved1f1b" if layout.get("pp", 1) > 1 else None, rampup_batch_size=[4, 4, 8])
+    return y, out
+
+def test_pretrain_stage_on_4_ranks_through_the_pipeline(stage_inputs, one_process, tmp_path):
+    "The pipeline's `launch: {nproc_per_node: 4}`: dp=2 (FSDP2) x tp=2 (tensor + sequence parallel)"
+    from nemotron_nb.pipeline import run_pipeline
+    y, out = run_launch_pipeline(tmp_path, stage_inputs, 4, dp=2, tp=2)
+    assert_same_run(out / "pretrain", one_process, 4)
+    assert [r["status"] for r in run_pipeline(y, out)] == ["skip"]                # complete: not relaunched
+
+@dist_only
+def test_pretrain_stage_on_8_ranks_2x2x2(stage_inputs, one_process, tmp_path):
+    "dp x pp x tp = 2 x 2 x 2 with 2 virtual stages per pipeline rank: FSDP2 over TP over an interleaved pipeline"
+    _, out = run_launch_pipeline(tmp_path, stage_inputs, 8, dp=2, pp=2, tp=2, vp=2)
+    assert_same_run(out / "pretrain", one_process, 8)
+
+def test_failing_rank_is_named_by_the_pipeline(tmp_path):
+    "Rank 1 raises; rank 0 then fails in an all_reduce whose partner is gone: the message names rank 1 and its cell"
+    from nemotron_nb.pipeline import run_pipeline, StageFailed, read_marker
+    cells = ["import os, torch, torch.distributed as dist\nfrom nemotron_nb.parallel import init_mesh\n"
+             "mesh = init_mesh(dp=int(os.environ['WORLD_SIZE']))",
+             "assert dist.get_rank() != 1, 'rank 1 asked to fail'",
+             "t = torch.ones(1); dist.all_reduce(t)\nopen(f'{out_dir}/metrics.json', 'w').write('{}')"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("out_dir = '.'", metadata={"tags": ["parameters"]}),
+                                         *map(nbformat.v4.new_code_cell, cells)])
+    nb.metadata = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
+    nbformat.write(nb, tmp_path / "toy.ipynb")
+    (tmp_path / "toy.yaml").write_text("stages:\n  - {name: toy, launch: {nproc_per_node: 2}}\n")
+    t0 = time.time()
+    with pytest.raises(StageFailed) as e: run_pipeline(tmp_path / "toy.yaml", tmp_path / "runs")
+    print(f"failing 2-rank toy stage: {time.time() - t0:.0f}s")
+    msg = str(e.value)
+    assert msg.startswith("stage 'toy' failed on rank 1 of 2 in cell 3 of toy.rank1.ipynb (\"assert dist.get_rank() != 1"), msg
+    assert "AssertionError: rank 1 asked to fail" in msg and str(tmp_path / "runs" / "toy" / "toy.rank1.ipynb") in msg
+    assert read_marker(tmp_path / "runs" / "toy") is None
+    assert json.loads((tmp_path / "runs" / "pipeline.json").read_text())["stages"][0]["status"] == "failed"
+
+def test_launch_options_checked_before_any_work(tmp_path):
+    from nemotron_nb.pipeline import run_pipeline, PipelineError
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("out_dir = '.'", metadata={"tags": ["parameters"]})])
+    nb.metadata = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
+    nbformat.write(nb, tmp_path / "toy.ipynb")
+    (tmp_path / "toy.yaml").write_text("stages:\n  - {name: toy, launch: {nproc: 2}}\n")
+    with pytest.raises(PipelineError, match=r"unknown launch option\(s\) \['nproc'\]; allowed: \['nproc_per_node'\]"):
+        run_pipeline(tmp_path / "toy.yaml", tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+# --- NCCL: cannot run here (no GPU); guarded, and checked where CUDA exists ----------------------------------------
+NCCL_STEP = r'''
+import json, sys, torch, torch.distributed as dist
+from nemotron_nb.config import preset
+from nemotron_nb.model import NemotronLM, lm_loss
+from nemotron_nb.checkpoint import randomize_
+from nemotron_nb.parallel import init_mesh, parallelize, train_step
+mesh = init_mesh()                                    # CUDA present: NCCL, this rank bound to its GPU
+cfg = preset("tiny_gqa", num_layers=2, seq_length=16)
+g = torch.Generator().manual_seed(0)
+ids = torch.randint(0, cfg.vocab_size, (4, 17), generator=g)
+batch = dict(input_ids=ids[:, :-1], labels=ids[:, 1:])
+ref = randomize_(NemotronLM(cfg), seed=0, std=0.02)
+pm = parallelize(randomize_(NemotronLM(cfg), seed=0, std=0.02).cuda(), mesh)
+out = train_step(pm, torch.optim.AdamW(pm.parameters(), lr=1e-3), batch)
+loss = lm_loss(ref(batch["input_ids"]), batch["labels"]).item()
+json.dump(dict(backend=dist.get_backend(), device=str(pm.device), loss=out["loss"], ref=loss), open(sys.argv[1], "w"))
+dist.destroy_process_group()
+'''
+
+def _cuda()->bool:
+    import torch
+    return torch.cuda.is_available()
+
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device: NCCL cannot run here")
+def test_nccl_world_of_one_trains_a_step(tmp_path):
+    script, out = tmp_path / "nccl_step.py", tmp_path / "r.json"
+    script.write_text(NCCL_STEP)
+    r = subprocess.run([sys.executable, "-c", LAUNCH, "--nproc", "1", "--", str(script), str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-4000:]
+    res = json.loads(out.read_text())
+    assert res["backend"] == "nccl" and res["device"].startswith("cuda")
+    assert abs(res["loss"] - res["ref"]) < 1e-4, res          # TF32 is off by default for fp32 matmuls

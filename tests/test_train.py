@@ -1,5 +1,7 @@
-"""Kill a training run with SIGKILL mid-way, restart it, and compare with an uninterrupted run step for step."""
+"""Kill a training run with SIGKILL mid-way, restart it, and compare with an uninterrupted run step for step; and the
+learning rate under a batch ramp, which follows consumed samples (so a ramp leaves the schedule unchanged)."""
 import json, os, signal, subprocess, sys, time
+from dataclasses import replace
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -78,3 +80,36 @@ def test_sigkill_and_resume_reproduces_the_loss_curve(tmp_path):
     from safetensors.torch import load_file
     wa, wb = (load_file(str(tmp_path / d / "model" / "model.safetensors")) for d in ("full", "killed"))
     assert all((wa[k] == wb[k]).all() for k in wa)
+
+def test_lr_follows_consumed_samples_under_a_batch_ramp(tmp_path):
+    "At equal consumed samples a ramped run has the LR of a run at the final batch (warmup and decay counted in samples)"
+    import torch
+    from nemotron_nb.config import preset
+    from nemotron_nb.model import NemotronLM
+    from nemotron_nb.train import TrainConfig, train
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 100, (64, 17), generator=g)
+    rows = [dict(input_ids=r[:-1], labels=r[1:], position_ids=torch.arange(16)) for r in ids]
+    common = dict(micro_batch=4, lr=1e-3, min_lr=1e-4, warmup_steps=3, decay_steps=6, eval_every=0, save_every=0)
+    flat = TrainConfig(steps=10, global_batch=8, **common)
+    ramped = TrainConfig(steps=14, global_batch=4, batch_ramp=((8, 8),), **common)        # batches 4, 4, then 8
+    def run(c, d):
+        torch.manual_seed(0)
+        return train(NemotronLM(preset("tiny_gqa", vocab_size=128, seq_length=16)), rows, c, tmp_path / d, progress=False)
+    def lr_by_samples(metrics):   # samples consumed before the step -> its LR
+        before = [0] + [r["consumed_samples"] for r in metrics[:-1]]
+        return dict(zip(before, (r["lr"] for r in metrics)))
+    a, b = lr_by_samples(run(flat, "flat")), lr_by_samples(run(ramped, "ramped"))
+    assert sorted(b)[:4] == [0, 4, 8, 16]
+    common_samples = sorted(set(a) & set(b))
+    assert len(common_samples) == 10
+    for s in common_samples: assert b[s] == pytest.approx(a[s], rel=1e-12, abs=0), (s, a[s], b[s])
+    assert b[4] == pytest.approx(1e-3 * (4 / 8 + 1) / 3)           # half a full-batch step into the warmup
+    assert b[8] != pytest.approx(1e-3 * (2 + 1) / 3)                 # what a step-counted warmup would give at step 2
+    # and a ramped run resumed from a checkpoint continues with the same learning rates and losses
+    torch.manual_seed(0)
+    part = replace(ramped, steps=6, save_every=3)
+    train(NemotronLM(preset("tiny_gqa", vocab_size=128, seq_length=16)), rows, part, tmp_path / "resumed", progress=False)
+    resumed = run(ramped, "resumed")
+    full = run(ramped, "ramped")
+    assert [(r["lr"], r["loss"]) for r in resumed] == [(r["lr"], r["loss"]) for r in full]
