@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 from .model import NemotronLM
-from .train import TrainConfig, train, evaluate
+from .train import TrainConfig, train, evaluate, final_global_batch
 
 # %% auto #0
 __all__ = ['CPT_SCHEDULES', 'WEIGHT_FILES', 'cpt_blends', 'phase_rows', 'phased_data', 'cpt_schedule', 'continue_pretraining',
@@ -62,13 +62,14 @@ def cpt_schedule(pretrain:TrainConfig,   # the pretraining run's config
                  schedule:str="steep",   # steep: cosine from pretrain.min_lr to final_ratio x it; same: hold min_lr
                  final_ratio:float=0.01,
                  **overrides)->TrainConfig:
-    "The continued-pretraining `TrainConfig`: pretraining's batch and optimizer, a new length and schedule"
+    "The continued-pretraining `TrainConfig`: pretraining's (final) batch and optimizer, a new length and schedule"
     if schedule not in CPT_SCHEDULES: raise ValueError(f"schedule={schedule!r}; choose one of {CPT_SCHEDULES}")
     lr = pretrain.min_lr
     if lr <= 0: raise ValueError(f"the pretraining run ended at min_lr={lr}; continued pretraining needs it > 0")
     sched = (dict(min_lr=lr * final_ratio, decay_style="cosine") if schedule == "steep"
              else dict(min_lr=lr, decay_style="constant"))
-    base = dict(steps=steps, lr=lr, warmup_steps=0, decay_steps=None, batch_ramp=(), shuffle=False,
+    base = dict(steps=steps, lr=lr, warmup_steps=0, decay_steps=None, shuffle=False,
+                global_batch=final_global_batch(pretrain), batch_ramp=(),   # a ramp is over by now: its last batch
                 eval_every=0, save_every=0)
     return replace(pretrain, **{**base, **sched, **overrides})
 
