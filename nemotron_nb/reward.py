@@ -655,7 +655,7 @@ def reward_experiment(base_dir,                       # base model directory (Hu
                       out_dir,                        # data/, model/, bradley_terry/, trainer logs
                       steps:int=2500,                 # optimizer steps of each model
                       batch_tokens:int=1024,          # padded tokens per step (a length bucket; BT pairs count twice)
-                      lr:float=1e-3, min_lr:float=1e-4, warmup_steps:int=50, weight_decay:float=0.0,
+                      lr:float=3e-4, min_lr:float=3e-5, warmup_steps:int=50, weight_decay:float=0.0,
                       train_prompts:int=6000,         # synthetic prompts (two rated responses each)
                       val_prompts:int=250,            # held-out prompts for the attribute metrics
                       pairs_per_subset:int=100,       # held-out preference pairs per subset
