@@ -159,38 +159,61 @@ def test_bad_pipeline_files(toy, tmp_path):
     with pytest.raises(PipelineError, match="papermill cannot parse parameter line 'ratio = 0.5"): run_pipeline(bad, out)
     assert not out.exists()
 
+STAGES = ["tokenizer", "pretrain", "continued_pretraining", "reward", "sdg_prompts", "sft_code", "sft_general", "dpo", "rpo"]
+
 def test_tiny_yaml_validates():
     "The main job's stage notebooks exist, keep their `parameters` tags after nbdev_clean, and accept tiny.yaml"
     pipe = load_pipeline(ROOT/"configs"/"tiny.yaml")
-    assert pipe.names == ["tokenizer", "pretrain", "continued_pretraining"]
+    assert pipe.names == STAGES
     for s in pipe.stages:
         cells = nbformat.read(str(s.notebook), as_version=4).cells
         assert any(c.metadata.get("tags") == ["parameters"] for c in cells), s.notebook
     r = cli("pipeline", "run", ROOT/"configs"/"tiny.yaml", "--out", "/nonexistent/tiny", "--dry-run")
     assert r.returncode == 0, r.stderr
-    assert [l.split()[1] for l in r.stdout.splitlines()] == ["run"] * 3
+    assert [l.split()[1] for l in r.stdout.splitlines()] == ["run"] * len(STAGES)
 
-# The real main job (the three stage notebooks, for real) at reduced sizes: about 1-2 minutes on 2 cores, so it is in
-# the default suite; the full-size run is the README command itself.
+# The real main job (every stage notebook, for real, each reading the outputs of the stages before it) at reduced
+# sizes: a few minutes on 2 cores, so it is in the default suite; the full-size run is the README command itself.
 TINY_FAST = ["tokenizer.corpus_scale=0.3", "tokenizer.max_chars=500000", "tokenizer.vocab_size=1024",
              "pretrain.steps=24", "pretrain.warmup_steps=4", "pretrain.eval_every=12", "pretrain.save_every=12",
-             "continued_pretraining.steps=8", "continued_pretraining.save_every=4"]
+             "continued_pretraining.steps=8", "continued_pretraining.save_every=4",
+             "reward.steps=6", "reward.batch_tokens=512", "reward.train_prompts=40", "reward.val_prompts=8",
+             "reward.pairs_per_subset=3", "reward.eval_every=3", "reward.warmup_steps=2",
+             "sdg_prompts.n_macro_topics=2", "sdg_prompts.n_subtopics=1", "sdg_prompts.manual_topics=[cooking]",
+             "sdg_prompts.n_open_qa=1", "sdg_prompts.n_writing_pairs=2", "sdg_prompts.n_writing=1", "sdg_prompts.n_documents=2",
+             "sdg_prompts.n_closed_qa=1", "sdg_prompts.math_school_levels=[middle school]", "sdg_prompts.math_keywords=[primes]",
+             "sdg_prompts.n_math_topics=1", "sdg_prompts.n_python_topics=1", "sdg_prompts.n_python_keywords=2",
+             "sdg_prompts.n_if_single=3", "sdg_prompts.n_if_all_turns=2", "sdg_prompts.n_if_second_turn=2",
+             "sdg_prompts.n_two_turn=2", "sdg_prompts.n_real=8", "sdg_prompts.max_tokens=12",
+             "sft_code.max_records=15", "sft_code.heldout_records=4", "sft_code.global_batch=4", "sft_code.micro_batch=4",
+             "sft_code.max_new_tokens=16", "sft_code.save_every=0",
+             "sft_general.train_tasks=60", "sft_general.heldout_tasks=12", "sft_general.epochs=1", "sft_general.code_fraction=0.2",
+             "sft_general.global_batch=4", "sft_general.micro_batch=4", "sft_general.code_max_new_tokens=16", "sft_general.save_every=0",
+             *[f"{s}.{k}" for s in ("dpo", "rpo") for k in ("prompts=24", "responses_per_prompt=2", "max_tokens=6",
+                                                          "heldout_prompts=6", "global_batch=4", "micro_batch=2", "warmup_steps=0")],
+             "rpo.iterations=2"]
 
 def test_tiny_pipeline(tmp_path):
     out, t0 = tmp_path/"tiny", time.time()
     args = [a for o in TINY_FAST for a in ("--set", o)]
     r = cli("pipeline", "run", ROOT/"configs"/"tiny.yaml", "--out", out, *args)
     assert r.returncode == 0, r.stderr[-6000:]
-    assert [l.split()[1] for l in r.stdout.splitlines()] == ["ran"] * 3
-    model = out/"continued_pretraining"/"model"
-    assert (model/"config.json").exists() and (model/"model.safetensors").exists() and (model/"tokenizer.model").exists()
-    for s in ("tokenizer", "pretrain", "continued_pretraining"):
+    assert [l.split()[1] for l in r.stdout.splitlines()] == ["ran"] * len(STAGES)
+    for s in ("continued_pretraining", "sft_code", "sft_general", "dpo", "rpo"):
+        names = {p.name for p in (out/s/"model").iterdir()}
+        assert {"config.json", "model.safetensors", "tokenizer.model"} <= names, s
+    assert (out/"reward"/"model"/"reward_config.json").exists()
+    rpo = json.loads((out/"rpo"/"metrics.json").read_text())
+    assert rpo["references"][0] == str(out/"dpo"/"model")          # RPO starts from, and is referenced to, the DPO model
+    prompts = json.loads((out/"sdg_prompts"/"metrics.json").read_text())
+    assert all(n > 0 for n in prompts["prompts"].values()), prompts["prompts"]
+    for s in STAGES:
         m = json.loads((out/s/"metrics.json").read_text())
         assert m, s
         executed = nbformat.read(str(out/s/f"{s}.ipynb"), as_version=4)
-        if s != "tokenizer":   # loss/LR plots are in the executed copy
+        if s not in ("tokenizer", "sdg_prompts"):   # training stages: their loss/LR plots are in the executed copy
             assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                        for c in executed.cells for o in c.get("outputs", [])), s
     r2 = cli("pipeline", "run", ROOT/"configs"/"tiny.yaml", "--out", out, *args)
-    assert [l.split()[1] for l in r2.stdout.splitlines()] == ["skip"] * 3
+    assert [l.split()[1] for l in r2.stdout.splitlines()] == ["skip"] * len(STAGES)
     print(f"tiny pipeline at reduced size: {time.time() - t0:.0f}s")
