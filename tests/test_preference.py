@@ -106,12 +106,12 @@ def test_stage_notebooks_run(tok, tmp_path):
     m = run("dpo", out_dir=str(tmp_path / "dpo"), sft_model_dir=str(sft))
     assert m["pairs"] > 0 and set(m["heldout_accuracy"]) == {"sft", "dpo"}
     assert (tmp_path / "dpo" / "model" / "model.safetensors").exists() and (tmp_path / "dpo" / "data" / "ref_logprobs.jsonl").exists()
-    m = run("rpo", out_dir=str(tmp_path / "rpo"), dpo_model_dir=str(tmp_path / "dpo" / "model"), iterations=2)
+    m = run("rpo", out_dir=str(tmp_path / "rpo"), model_dir=str(tmp_path / "dpo" / "model"), iterations=2)
     assert m["references"] == [str(tmp_path / "dpo" / "model"), str(tmp_path / "rpo" / "iteration_1" / "model")]
-    assert set(m["heldout"]) == {"dpo", "rpo_1", "rpo_2"} and (tmp_path / "rpo" / "model" / "tokenizer.model").exists()
+    assert set(m["heldout"]) == {"start", "rpo_1", "rpo_2"} and (tmp_path / "rpo" / "model" / "tokenizer.model").exists()
     cache = _read_jsonl(tmp_path / "rpo" / "data" / "ref_logprobs.jsonl")
     assert len({r["ref_model"] for r in cache}) == 2
     before = (tmp_path / "rpo" / "data" / "pairs_1.jsonl").read_text()
-    run("rpo", out_dir=str(tmp_path / "rpo"), dpo_model_dir=str(tmp_path / "dpo" / "model"), iterations=2)
+    run("rpo", out_dir=str(tmp_path / "rpo"), model_dir=str(tmp_path / "dpo" / "model"), iterations=2)
     assert (tmp_path / "rpo" / "data" / "pairs_1.jsonl").read_text() == before
     assert len(_read_jsonl(tmp_path / "rpo" / "data" / "ref_logprobs.jsonl")) == len(cache)    # nothing recomputed
