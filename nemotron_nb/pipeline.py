@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['MARKER', 'PipelineError', 'Stage', 'Pipeline', 'apply_overrides', 'load_pipeline', 'resolve_input',
+__all__ = ['MARKER', 'PipelineError', 'Stage', 'Pipeline', 'read_yaml', 'apply_overrides', 'load_pipeline', 'resolve_input',
            'notebook_code_hash', 'stage_key', 'read_marker', 'write_marker', 'notebook_parameters', 'StagePlan',
            'plan_pipeline', 'StageFailed', 'execute_stage', 'run_pipeline', 'pipeline_main']
 
@@ -61,6 +61,16 @@ def _input_path(v, base:Path)->str:
     v = str(v)
     return v if v.startswith("${") or Path(v).is_absolute() else str(base / v)
 
+# %% ../nbs/18_pipeline.ipynb #yamlfl01
+class _Loader(yaml.SafeLoader):
+    "Safe YAML loading that also reads exponents without a dot (`3e-4`) as floats, as YAML 1.2 and Python do"
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+def read_yaml(text:str):
+    "Parse YAML text safely (no object construction), with `3e-4` a float"
+    return yaml.load(text, Loader=_Loader)
+
 # %% ../nbs/18_pipeline.ipynb #8f55315b
 def apply_overrides(pipe:Pipeline, overrides:list[str]):
     "Set `stage.param=value` overrides (value read as YAML) on `pipe`, in place"
@@ -71,14 +81,14 @@ def apply_overrides(pipe:Pipeline, overrides:list[str]):
         if stage not in pipe.names: raise PipelineError(f"override {o!r}: no stage {stage!r}; stages: {pipe.names}")
         s = pipe[stage]
         if param in s.inputs: s.inputs[param] = _input_path(val, Path.cwd())
-        else: s.parameters[param] = yaml.safe_load(val)
+        else: s.parameters[param] = read_yaml(val)
     return pipe
 
 def load_pipeline(path, overrides:list[str]|None=None)->Pipeline:
     "Read and shape-check a pipeline YAML file"
     path = Path(path).resolve()
     if not path.exists(): raise PipelineError(f"pipeline file {path} does not exist")
-    d = yaml.safe_load(path.read_text()) or {}
+    d = read_yaml(path.read_text()) or {}
     if not isinstance(d, dict) or not isinstance(d.get("stages"), list) or not d["stages"]:
         raise PipelineError(f"{path}: expected a mapping with a non-empty `stages:` list")
     if extra := set(d) - {"name", "notebooks", "stages", "description"}: raise PipelineError(f"{path}: unknown top-level key(s) {sorted(extra)}")
