@@ -8,7 +8,7 @@ import argparse, json, statistics, sys, tempfile, time
 from pathlib import Path
 import torch
 from .config import preset, flops_per_token
-from .model import NemotronLM, lm_loss, generate
+from .model import IGNORE_INDEX, NemotronLM, lm_loss, generate
 
 # %% auto #0
 __all__ = ['matmul_peak', 'twin_models', 'train_step_fn', 'paired_times', 'median_ratio', 'bench_model', 'main']
@@ -37,7 +37,7 @@ def twin_models(cfg, dtype=torch.float32):
 def train_step_fn(model, ids:torch.Tensor, ours:bool):
     "A closure running one forward + backward + fused AdamW step"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=True)
-    labels = ids.roll(-1, 1); labels[:, -1] = -100          # next-token targets, none for the last position (as HF)
+    labels = ids.roll(-1, 1); labels[:, -1] = IGNORE_INDEX  # next-token targets, none for the last position (as HF)
     def step():
         loss = lm_loss(model(ids), labels) if ours else model(ids, labels=ids).loss   # HF shifts internally
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)

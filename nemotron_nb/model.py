@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_model.ipynb #8b856d92
 from __future__ import annotations
-import math
+import contextlib, math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -339,7 +339,6 @@ def fp8_autocast(enabled:bool=True,            # False: a no-op context, for one
                  amax_history_len:int=1024,    # delayed scaling: scale from the max |x| of the last N steps
                  margin:int=0):
     "TE's FP8 autocast (delayed scaling; E4M3 forward, E5M2 gradients) where TE can run, else a no-op context"
-    import contextlib
     if not (enabled and transformer_engine_available()): return contextlib.nullcontext()
     import transformer_engine.pytorch as te
     from transformer_engine.common.recipe import DelayedScaling, Format
