@@ -19,23 +19,23 @@ from .checkpoint import atomic_dir, hf_config, config_from_hf, read_safetensors,
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['ATTRIBUTES', 'DEFAULT_WEIGHTS', 'MISSING', 'HEAD_FILE', 'REWARD_CONFIG', 'READ_AT', 'TURN_MARKER', 'DATA_BUILDERS',
-           'VERBOSITY_WORDS', 'MATH_PROMPTS', 'MATH_FOLLOW_UPS', 'MATH_FILLERS', 'MATH_KINDS', 'CODE_OPS',
-           'CODE_PROMPTS', 'CODE_NAMES', 'CODE_NOTES', 'PROSE_PROMPTS', 'PROSE_FOLLOW_UPS', 'UNSAFE_ACTIONS',
-           'BENIGN_ACTIONS', 'SAFETY_PROMPTS', 'REFUSALS', 'REFUSAL_NOTES', 'COMPLIANCE_STEPS', 'FAMILY_MIX', 'TASKS',
-           'REWARDBENCH_SECTIONS', 'LENGTH_SECTIONS', 'SECTION_OF', 'SECTION_WEIGHTS', 'aggregate', 'pad_batch',
-           'last_token_index', 'RewardModel', 'labelled', 'masked_mse', 'bt_loss', 'helpsteer_messages',
-           'helpsteer_prompt', 'check_helpsteer', 'load_helpsteer2', 'RewardRows', 'reward_rows', 'preference_pairs',
-           'PairRows', 'item_lengths', 'LengthBuckets', 'regression_loss_sum', 'bt_loss_sum', 'reference_topics',
-           'verbosity_of', 'helpfulness_of', 'rate', 'math_task', 'math_response', 'code_task', 'code_response',
-           'prose_task', 'prose_sentences', 'shuffle_words', 'prose_response', 'safety_task', 'safety_response',
-           'random_response', 'synthetic_helpsteer', 'synthetic_pairs', 'pearson', 'attribute_metrics',
-           'pairwise_accuracy', 'rewardbench_scores', 'evaluate_reward_model', 'reward_experiment', 'reward_tables',
-           'plot_reward_eval']
+__all__ = ['MISSING', 'HEAD_FILE', 'REWARD_CONFIG', 'READ_AT', 'TURN_MARKER', 'DATA_BUILDERS', 'VERBOSITY_WORDS', 'MATH_PROMPTS',
+           'MATH_FOLLOW_UPS', 'MATH_FILLERS', 'MATH_KINDS', 'CODE_OPS', 'CODE_PROMPTS', 'CODE_NAMES', 'CODE_NOTES',
+           'PROSE_PROMPTS', 'PROSE_FOLLOW_UPS', 'UNSAFE_ACTIONS', 'BENIGN_ACTIONS', 'SAFETY_PROMPTS', 'REFUSALS',
+           'REFUSAL_NOTES', 'COMPLIANCE_STEPS', 'FAMILY_MIX', 'TASKS', 'REWARDBENCH_SECTIONS', 'LENGTH_SECTIONS',
+           'SECTION_OF', 'SECTION_WEIGHTS', 'aggregate', 'pad_batch', 'last_token_index', 'RewardModel', 'labelled',
+           'masked_mse', 'bt_loss', 'helpsteer_messages', 'helpsteer_prompt', 'check_helpsteer', 'load_helpsteer2',
+           'RewardRows', 'reward_rows', 'preference_pairs', 'PairRows', 'item_lengths', 'LengthBuckets',
+           'regression_loss_sum', 'bt_loss_sum', 'reference_topics', 'verbosity_of', 'helpfulness_of', 'rate',
+           'math_task', 'math_response', 'code_task', 'code_response', 'prose_task', 'prose_sentences', 'shuffle_words',
+           'prose_response', 'safety_task', 'safety_response', 'random_response', 'synthetic_helpsteer',
+           'synthetic_pairs', 'pearson', 'attribute_metrics', 'pairwise_accuracy', 'rewardbench_scores',
+           'evaluate_reward_model', 'reward_experiment', 'reward_tables', 'plot_reward_eval', 'ATTRIBUTES',
+           'DEFAULT_WEIGHTS']
 
 # %% ../nbs/08_reward_model.ipynb #45b87629
-ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
-DEFAULT_WEIGHTS = {"helpfulness": 0.3, "correctness": 0.74, "coherence": 0.46, "complexity": 0.47, "verbosity": -0.33}
+from .llm import ATTRIBUTES, REWARD_WEIGHTS as DEFAULT_WEIGHTS   # llm imports reward only inside a function
+_all_ = ["ATTRIBUTES", "DEFAULT_WEIGHTS"]
 MISSING = -100.0  # label of an attribute a row does not rate
 
 def aggregate(scores:dict,                        # attribute -> score
@@ -188,7 +188,8 @@ def from_pretrained(cls:RewardModel, path, device=None)->RewardModel:
     load_state_dict_strict(backbone, read_safetensors(path), source=str(path))
     tok = Tokenizer.from_pretrained(path) if (path / "tokenizer.model").exists() else None
     model = cls(backbone, tok, rc["attributes"], rc["weights"], rc.get("kind", "regression"))
-    load_state_dict_strict(model.head, load_file(str(path / rc.get("head_file", HEAD_FILE))), source=str(path / HEAD_FILE))
+    head = path / rc.get("head_file", HEAD_FILE)
+    load_state_dict_strict(model.head, load_file(str(head)), source=str(head))
     return model.to(device) if device is not None else model
 
 # %% ../nbs/08_reward_model.ipynb #112ea472
@@ -613,16 +614,21 @@ def pairwise_accuracy(chosen:Sequence[float], rejected:Sequence[float])->float:
     "Share of pairs whose chosen response scores strictly higher"
     return float(np.mean(np.asarray(chosen) > np.asarray(rejected)))
 
+def _section_means(subsets:dict, sections:dict)->dict:   # subset -> {"accuracy", "n"}; section -> subset names
+    "Each section's example-count-weighted mean accuracy over its subsets present in `subsets`"
+    out = {}
+    for sec, names in sections.items():
+        if have := [subsets[s] for s in names if s in subsets]:
+            out[sec] = sum(s["accuracy"] * s["n"] for s in have) / sum(s["n"] for s in have)
+    return out
+
 SECTION_WEIGHTS = {"chat": 2, "chat_hard": 2, "safety": 2, "reasoning": 2, "prior_sets": 1}   # RewardBench leaderboard
 
 def rewardbench_scores(subsets:dict,                           # subset -> {"accuracy": float, "n": int}
                        sections:dict=REWARDBENCH_SECTIONS,
                        weights:dict=SECTION_WEIGHTS)->dict:    # section -> score, plus "overall"
     "RewardBench section scores (example-count-weighted subset means) and their weighted mean"
-    out = {}
-    for sec, names in sections.items():
-        have = [s for s in names if s in subsets]
-        if have: out[sec] = sum(subsets[s]["accuracy"] * subsets[s]["n"] for s in have) / sum(subsets[s]["n"] for s in have)
+    out = _section_means(subsets, sections)
     out["overall"] = sum(weights[s] * v for s, v in out.items()) / sum(weights[s] for s in out)
     return out
 
@@ -638,15 +644,13 @@ def evaluate_reward_model(model:RewardModel, pairs:list[dict],   # preference re
         out["attributes"] = attribute_metrics(np.array([[d[a] for a in model.attributes] for d in res]), labels, model.attributes)
     chosen = model.score([p["prompt"] + [_assistant(p["chosen"])] for p in pairs], batch_size)
     rejected = model.score([p["prompt"] + [_assistant(p["rejected"])] for p in pairs], batch_size)
+    by_subset = {}                                     # subset -> indices of its pairs, in first-seen order
+    for i, p in enumerate(pairs): by_subset.setdefault(p["subset"], []).append(i)
     keys = ["reward"] + (["helpfulness"] if "helpfulness" in model.attributes else [])
     for key in keys:
-        subsets = {}
-        for s in dict.fromkeys(p["subset"] for p in pairs):
-            idx = [i for i, p in enumerate(pairs) if p["subset"] == s]
-            subsets[s] = dict(accuracy=pairwise_accuracy([chosen[i][key] for i in idx], [rejected[i][key] for i in idx]), n=len(idx))
-        sections = rewardbench_scores(subsets)
-        for sec, names in LENGTH_SECTIONS.items():   # not part of the overall score
-            if have := [subsets[s] for s in names if s in subsets]: sections[sec] = sum(s["accuracy"] * s["n"] for s in have) / sum(s["n"] for s in have)
+        subsets = {s: dict(accuracy=pairwise_accuracy([chosen[i][key] for i in idx], [rejected[i][key] for i in idx]), n=len(idx))
+                   for s, idx in by_subset.items()}
+        sections = {**rewardbench_scores(subsets), **_section_means(subsets, LENGTH_SECTIONS)}   # length: not in the overall score
         out["pairs" if key == "reward" else "pairs_helpfulness"] = dict(subsets=subsets, sections=sections)
     return out
 
@@ -671,14 +675,15 @@ def reward_experiment(base_dir,                       # base model directory (Hu
     train_rows, val_rows = load_helpsteer2(data_dir / "train.jsonl"), load_helpsteer2(data_dir / "validation.jsonl")
     pairs = synthetic_pairs(pairs_per_subset, seed + 2)
     (data_dir / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    tok = Tokenizer.from_pretrained(base_dir)          # both models read the base's tokenizer and context: tokenize once
+    seq_len = min(max_len, config_from_hf(json.loads((Path(base_dir) / "config.json").read_text())).seq_length)
+    rows, eval_rows = reward_rows(train_rows, tok, seq_len), reward_rows(val_rows, tok, seq_len)
     res = dict(setup=dict(base_dir=str(base_dir), steps=steps, batch_tokens=batch_tokens, sort_buckets=sort_buckets, lr=lr, train_rows=len(train_rows),
                           val_rows=len(val_rows), pairs=len(pairs), seed=seed))
     for kind, run_dir in (("regression", out_dir), ("bradley_terry", out_dir / "bradley_terry")):
         t1 = time.time()
         attrs = ATTRIBUTES if kind == "regression" else ("score",)
         model = RewardModel.from_base(base_dir, attrs, kind=kind, seed=seed)
-        rows = reward_rows(train_rows, model.tokenizer, min(max_len, model.config.seq_length))
-        eval_rows = reward_rows(val_rows, model.tokenizer, min(max_len, model.config.seq_length))
         if kind == "regression": data, held, loss_fn = rows, eval_rows, regression_loss_sum
         else: data, held, loss_fn = PairRows(rows, preference_pairs(train_rows)), PairRows(eval_rows, preference_pairs(val_rows)), bt_loss_sum
         c = TrainConfig(steps=steps, global_batch=1, micro_batch=1, lr=lr, min_lr=min_lr, warmup_steps=min(warmup_steps, steps // 2),
