@@ -26,7 +26,7 @@ __all__ = ['MESH_DIMS', 'SCHEDULES', 'LAUNCH_KEYS', 'free_port', 'init_mesh', 'b
            'stage_view', 'split_for_pipeline', 'apply_fsdp', 'ParallelModel', 'parallelize', 'ce_sum', 'clip_grad_norm',
            'pipeline_schedule', 'train_step', 'eval_step', 'BatchRamp', 'save_distributed', 'load_distributed',
            'export_hf', 'torchrun_argv', 'rank_notebook_path', 'papermill_rank', 'slurm_script', 'launch_main',
-           'StageRankError', 'rank_failure', 'run_stage_distributed']
+           'launch_problems', 'StageRankError', 'rank_failure', 'run_stage_distributed']
 
 # %% ../nbs/05_parallel.ipynb #23f3ce1b
 from .planner import estimate
@@ -308,7 +308,8 @@ def _local_rows(pm:ParallelModel, batch:dict|list, micro_batch:int)->tuple[dict,
     if B % (dp * micro_batch): raise ValueError(f"global batch of {B} rows is not divisible by dp={dp} x micro_batch={micro_batch}")
     n = B // dp
     lo = pm.coord("dp") * n
-    rows = {k: batch[k][lo:lo + n].to(pm.device) for k in ("input_ids", "labels", "position_ids") if batch.get(k) is not None}
+    rows = {k: batch[k][lo:lo + n].to(pm.device)                   # only this rank's rows go to its device
+            for k in ("input_ids", "labels", "position_ids") if batch.get(k) is not None}
     return rows, int((batch["labels"] != IGNORE_INDEX).sum()), n // micro_batch
 
 def _forward_backward(pm:ParallelModel, rows:dict, n_mb:int, backward:bool=True)->torch.Tensor:
@@ -548,6 +549,16 @@ def launch_main(argv:list[str]|None=None)->int:
 # %% ../nbs/05_parallel.ipynb #16176f95
 LAUNCH_KEYS = ("nproc_per_node",)   # what a pipeline stage's `launch:` may hold
 
+def launch_problems(launch:dict)->list[str]:
+    "Every problem with a `launch` mapping: keys outside `LAUNCH_KEYS`, nproc_per_node not a positive int; [] if empty"
+    if not launch: return []
+    out = []
+    if extra := sorted(set(launch) - set(LAUNCH_KEYS)): out.append(f"unknown launch option(s) {extra}; allowed: {list(LAUNCH_KEYS)}")
+    n = launch.get("nproc_per_node")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        out.append(f"launch nproc_per_node={n!r} must be a positive integer (processes on this node)")
+    return out
+
 class StageRankError(RuntimeError):
     "A distributed stage failed; names the rank, its executed copy and the cell (papermill's fields) when one raised"
     def __init__(self, message:str, nproc:int, exit_code:int, log:str="", rank:int|None=None, notebook=None,
@@ -556,9 +567,11 @@ class StageRankError(RuntimeError):
         self.nproc, self.exit_code, self.log, self.rank, self.notebook = nproc, exit_code, log, rank, notebook
         self.cell_index, self.source, self.ename, self.evalue = cell_index, source, ename, evalue
 
+_PAPERMILL_TAGS = ("papermill-error-cell-tag", "injected-parameters")    # cells papermill adds to the executed copy
+
 def _first_error(cells:list)->tuple|None:
-    "(cell index, cell, error output) of the first cell with an error, papermill's error banners left out"
-    cells = [c for c in cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    "(cell index in the stage notebook, cell, error output) of the first cell with an error; papermill's cells left out"
+    cells = [c for c in cells if not set(_PAPERMILL_TAGS) & set(c.get("metadata", {}).get("tags", []))]
     for i, c in enumerate(cells):
         for o in c.get("outputs", []):
             if o.get("output_type") == "error" and not (o.get("ename") == "SystemExit" and o.get("evalue") in ("", "0")):
@@ -585,10 +598,8 @@ def rank_failure(out_nb, nproc:int)->dict|None:
 # %% ../nbs/05_parallel.ipynb #40cf696d
 def run_stage_distributed(notebook, out_nb, params:dict, launch:dict, cwd=None):
     "Execute a stage notebook on `launch['nproc_per_node']` local ranks, one papermill kernel each"
-    if extra := sorted(set(launch) - set(LAUNCH_KEYS)): raise ValueError(f"launch option(s) {extra} unknown; allowed: {list(LAUNCH_KEYS)}")
+    if problems := launch_problems(launch): raise ValueError("; ".join(problems))
     nproc = launch.get("nproc_per_node", 1)
-    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
-        raise ValueError(f"launch nproc_per_node={nproc!r} must be a positive integer")
     out_nb = Path(out_nb)
     for old in out_nb.parent.glob(f"{out_nb.stem}.rank*{out_nb.suffix}"): old.unlink()   # an earlier attempt's copies
     out_nb.unlink(missing_ok=True)

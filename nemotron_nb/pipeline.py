@@ -202,13 +202,9 @@ def _check_parameters(s:Stage, errs:list):
     if s.launch: _check_launch(s, errs)
 
 def _check_launch(s:Stage, errs:list):
-    "A `launch` option names only what `parallel.run_stage_distributed` takes"
-    from nemotron_nb.parallel import LAUNCH_KEYS           # torch.distributed, only for stages that launch
-    if extra := sorted(set(s.launch) - set(LAUNCH_KEYS)):
-        errs.append(f"stage {s.name!r}: unknown launch option(s) {extra}; allowed: {list(LAUNCH_KEYS)}")
-    n = s.launch.get("nproc_per_node")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        errs.append(f"stage {s.name!r}: launch nproc_per_node={n!r} must be a positive integer (processes on this node)")
+    "A `launch` option holds what `parallel.run_stage_distributed` takes (`parallel.launch_problems`)"
+    from nemotron_nb.parallel import launch_problems       # torch.distributed, only for stages that launch
+    errs.extend(f"stage {s.name!r}: {p}" for p in launch_problems(s.launch))
 
 def _launcher():
     "The distributed stage launcher: `parallel.run_stage_distributed`, imported when a stage asks for it"
@@ -237,15 +233,20 @@ def plan_pipeline(pipe:Pipeline, out, stage:str|None=None, force:bool=False)->li
 class StageFailed(RuntimeError):
     "A stage notebook raised; the message names the stage, the cell and the error"
 
+def _cell_ref(idx:int, nb_name:str, source:str)->str:
+    "'cell N of x.ipynb (`first line`)' for the stage notebook's cell `idx`, counted from 1"
+    first = (source or "").strip().splitlines()[:1]
+    return f"cell {idx + 1} of {nb_name} ({first[0] if first else ''!r})"
+
 def _failed_cell(nb_path:Path, exc)->str:
-    "'cell N of x.ipynb (`first line`)' for papermill's error, counting the stage notebook's cells from 1"
-    idx, first = exc.cell_index, (exc.source or "").strip().splitlines()[:1]
+    "`_cell_ref` for papermill's error, whose cell index counts the injected-parameters cell"
+    idx = exc.cell_index
     try:
         tags = [c.get("metadata", {}).get("tags", []) for c in json.loads(nb_path.read_text())["cells"]]
         tags = [t for t in tags if "papermill-error-cell-tag" not in t]   # papermill's banners were not there when it counted
         if any("injected-parameters" in t for t in tags[:idx]): idx -= 1
     except Exception: pass
-    return f"cell {idx + 1} of {nb_path.name} ({first[0] if first else ''!r})"
+    return _cell_ref(idx, nb_path.name, exc.source)
 
 def _kernel_config(sock_dir:str):
     "Kernels talk over local IPC sockets in `sock_dir` where the OS has them (TCP is unencrypted; ipykernel warns)"
@@ -256,14 +257,13 @@ def _kernel_config(sock_dir:str):
 
 def _execute(s:Stage, out_nb:Path, params:dict, cwd:Path):
     "Execute the stage notebook into `out_nb`: papermill, or the launcher for a `launch` stage"
-    import papermill as pm
-    sock_dir = tempfile.mkdtemp(prefix="nemotron-nb-kernel-")
-    try:
-        with _kernel_env(OMP_WAIT_POLICY="PASSIVE"):
-            if s.launch: return _execute_launched(s, out_nb, params, cwd)
-            pm.execute_notebook(str(s.notebook), str(out_nb), parameters=params, kernel_name="python3", progress_bar=False,
-                                cwd=str(cwd), config=_kernel_config(sock_dir), start_timeout=600)  # slow starts on a busy machine
-    finally: shutil.rmtree(sock_dir, ignore_errors=True)
+    with _kernel_env(OMP_WAIT_POLICY="PASSIVE"):
+        if s.launch: return _execute_launched(s, out_nb, params, cwd)
+        import papermill as pm
+        sock_dir = tempfile.mkdtemp(prefix="nemotron-nb-kernel-")
+        try: pm.execute_notebook(str(s.notebook), str(out_nb), parameters=params, kernel_name="python3", progress_bar=False,
+                                 cwd=str(cwd), config=_kernel_config(sock_dir), start_timeout=600)  # slow starts on a busy machine
+        finally: shutil.rmtree(sock_dir, ignore_errors=True)
 
 def _execute_launched(s:Stage, out_nb:Path, params:dict, cwd:Path):
     "Run a `launch` stage on its ranks; a failure becomes `StageFailed` naming the stage, the rank and the cell"
@@ -273,7 +273,8 @@ def _execute_launched(s:Stage, out_nb:Path, params:dict, cwd:Path):
         if e.rank is None:
             raise StageFailed(f"stage {s.name!r} failed on {e.nproc} ranks before any cell raised (torchrun exit {e.exit_code});"
                               f" torchrun's log ends:\n{e.log}") from None
-        raise StageFailed(f"stage {s.name!r} failed on rank {e.rank} of {e.nproc} in {_failed_cell(e.notebook, e)}: {e.ename}: "
+        raise StageFailed(f"stage {s.name!r} failed on rank {e.rank} of {e.nproc} in "   # rank_failure counts as _cell_ref does
+                          f"{_cell_ref(e.cell_index, e.notebook.name, e.source)}: {e.ename}: "
                           f"{e.evalue}\n  the executed notebook with the traceback: {e.notebook}") from None
 
 class _kernel_env:

@@ -12,7 +12,6 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torch.distributed as dist
 from torch import Tensor
 from tqdm import tqdm
 from fastcore.basics import patch_to
@@ -313,7 +312,7 @@ class _OneProcess:
 
     def __init__(self, model, cfg:TrainConfig, loss_fn:Callable, eval_data=None):
         self.model, self.cfg, self.loss_fn, self.eval_data = model, cfg, loss_fn, eval_data
-        self.device = next(model.parameters()).device
+        self.data_device = next(model.parameters()).device   # batches are collated onto the model's device
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
 
@@ -341,8 +340,6 @@ class _OneProcess:
         if tokenizer is not None: tokenizer.save_pretrained(Path(out_dir) / "model")
 
 # %% ../nbs/06_pretrain.ipynb #013e2b23
-def _rank0()->bool: return not dist.is_initialized() or dist.get_rank() == 0
-
 def _check_parallel_batches(cfg:TrainConfig, dp:int, eval_rows:int):
     "Raise `ValueError` naming the field unless every batch and the held-out rows split over dp x micro_batch"
     unit = dp * cfg.micro_batch
@@ -361,7 +358,8 @@ class _Parallel:
         self.eval_rows = 0 if eval_data is None else min(len(eval_data), cfg.eval_batches * cfg.micro_batch)
         _check_parallel_batches(cfg, pm.size("dp"), self.eval_rows)
         self.pm, self.cfg, self.eval_data = pm, cfg, eval_data
-        self.device, self.writer = pm.device, _rank0()
+        self.device, self.writer = pm.device, parallel._rank0()
+        self.data_device = None             # collate on the CPU: `parallel.train_step` moves only this rank's rows
         self.optimizer = make_optimizer(pm.model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
 
@@ -375,7 +373,7 @@ class _Parallel:
         unit, total, count = self.pm.size("dp") * self.cfg.micro_batch, 0.0, 0
         for j in range(0, self.eval_rows, unit):
             with autocast(self.cfg, self.device):
-                out = parallel.eval_step(self.pm, collate_rows([self.eval_data[i] for i in range(j, j + unit)], self.device),
+                out = parallel.eval_step(self.pm, collate_rows([self.eval_data[i] for i in range(j, j + unit)], self.data_device),
                                          micro_batch=self.cfg.micro_batch)
             total, count = total + out["loss"] * out["targets"], count + out["targets"]
         return total / max(count, 1)
@@ -406,7 +404,7 @@ def export(self, out_dir, tokenizer=None):
     if self.writer:
         parallel.export_hf(checkpoint_path(out_dir, self.cfg.steps), Path(out_dir) / "model")
         if tokenizer is not None: tokenizer.save_pretrained(Path(out_dir) / "model")
-    if dist.is_initialized(): dist.barrier()
+    parallel._barrier()
 
 # %% ../nbs/06_pretrain.ipynb #1b2cde78
 def train(model:torch.nn.Module,   # the network on its device, or a `parallel.ParallelModel` (call on every rank)
@@ -427,7 +425,7 @@ def train(model:torch.nn.Module,   # the network on its device, or a `parallel.P
     with open(out_dir / "metrics.jsonl", "a") if run.writer else contextlib.nullcontext() as log:
         while step < cfg.steps:
             t0 = time.perf_counter()
-            batches = step_batches(train_data, cfg, consumed, run.device)
+            batches = step_batches(train_data, cfg, consumed, run.data_device)
             out = run.step(batches)
             step, consumed = step + 1, consumed + sum(len(mb["input_ids"]) for mb in batches)
             tokens += sum(mb["input_ids"].numel() for mb in batches)

@@ -12,6 +12,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.fixture
 def root(): return ROOT
 
+def stage_notebook(path, params:str, *cells:str):
+    "A notebook with a `parameters` cell, then code cells"
+    import nbformat
+    pc = nbformat.v4.new_code_cell(params); pc.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[pc, *map(nbformat.v4.new_code_cell, cells)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, str(path))
+
 def run_flags() -> list[str]:
     "Test flags to force, from NEMOTRON_NB_FLAGS (e.g. 'slow dist')"
     return os.environ.get("NEMOTRON_NB_FLAGS", "").split()

@@ -9,7 +9,7 @@ named by the pipeline; and, where CUDA exists, one NCCL step.
 import json, subprocess, sys
 import pytest
 import nbformat
-from conftest import ROOT, run_flags
+from conftest import ROOT, run_flags, stage_notebook
 
 TOL = 1e-5
 LAUNCH = "import sys; from nemotron_nb.parallel import launch_main; sys.exit(launch_main(sys.argv[1:]))"
@@ -96,7 +96,7 @@ def test_checkpoint_exports_hf_from_any_layout(tp2, tmp_path):
     assert m.config.num_layers == 4 and m.lm_head.weight.shape == (512, 64)
     assert torch.isfinite(m(torch.zeros(1, 4, dtype=torch.long))).all()
 
-def stage_notebook(path):
+def allreduce_notebook(path):
     "A two-cell stage notebook: parameters, then an all-reduce over the ranks written to out_dir"
     code = ("import os, json, torch, torch.distributed as dist\n"
             "from nemotron_nb.parallel import init_mesh\n"
@@ -104,16 +104,13 @@ def stage_notebook(path):
             "t = torch.tensor([dist.get_rank() + 1.0]); dist.all_reduce(t)\n"
             "open(f'{out_dir}/rank{dist.get_rank()}.json', 'w').write(json.dumps(dict(world=dist.get_world_size(), total=t.item())))\n"
             "dist.destroy_process_group()")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("out_dir = '.'", metadata={"tags": ["parameters"]}),
-                                         nbformat.v4.new_code_cell(code)])
-    nb.metadata = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
-    nbformat.write(nb, path)
+    stage_notebook(path, "out_dir = '.'", code)
 
 @pytest.mark.parametrize("nproc", [2, pytest.param(4, marks=pytest.mark.skipif("dist" not in run_flags(),
                                                                            reason="4 kernels: NEMOTRON_NB_FLAGS=dist"))])
 def test_notebook_runs_one_papermill_kernel_per_rank(tmp_path, nproc):
     from nemotron_nb.parallel import run_stage_distributed
-    stage_notebook(tmp_path / "stage.ipynb")
+    allreduce_notebook(tmp_path / "stage.ipynb")
     out = tmp_path / "out"
     out.mkdir()
     run_stage_distributed(tmp_path / "stage.ipynb", out / "stage.ipynb", dict(out_dir=str(out)), dict(nproc_per_node=nproc), cwd=out)
@@ -250,10 +247,7 @@ def test_failing_rank_is_named_by_the_pipeline(tmp_path):
              "mesh = init_mesh(dp=int(os.environ['WORLD_SIZE']))",
              "assert dist.get_rank() != 1, 'rank 1 asked to fail'",
              "t = torch.ones(1); dist.all_reduce(t)\nopen(f'{out_dir}/metrics.json', 'w').write('{}')"]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("out_dir = '.'", metadata={"tags": ["parameters"]}),
-                                         *map(nbformat.v4.new_code_cell, cells)])
-    nb.metadata = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
-    nbformat.write(nb, tmp_path / "toy.ipynb")
+    stage_notebook(tmp_path / "toy.ipynb", "out_dir = '.'", *cells)
     (tmp_path / "toy.yaml").write_text("stages:\n  - {name: toy, launch: {nproc_per_node: 2}}\n")
     t0 = time.time()
     with pytest.raises(StageFailed) as e: run_pipeline(tmp_path / "toy.yaml", tmp_path / "runs")
@@ -266,9 +260,7 @@ def test_failing_rank_is_named_by_the_pipeline(tmp_path):
 
 def test_launch_options_checked_before_any_work(tmp_path):
     from nemotron_nb.pipeline import run_pipeline, PipelineError
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("out_dir = '.'", metadata={"tags": ["parameters"]})])
-    nb.metadata = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
-    nbformat.write(nb, tmp_path / "toy.ipynb")
+    stage_notebook(tmp_path / "toy.ipynb", "out_dir = '.'")
     (tmp_path / "toy.yaml").write_text("stages:\n  - {name: toy, launch: {nproc: 2}}\n")
     with pytest.raises(PipelineError, match=r"unknown launch option\(s\) \['nproc'\]; allowed: \['nproc_per_node'\]"):
         run_pipeline(tmp_path / "toy.yaml", tmp_path / "runs")

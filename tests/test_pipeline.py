@@ -3,15 +3,8 @@ and the main job `configs/tiny.yaml` (validated, and run for real at reduced siz
 import json, os, subprocess, sys, time
 from pathlib import Path
 import nbformat, pytest, yaml
-from conftest import ROOT
+from conftest import ROOT, stage_notebook
 from nemotron_nb.pipeline import run_pipeline, plan_pipeline, load_pipeline, read_marker, PipelineError, StageFailed, MARKER
-
-def stage_notebook(path, params:str, *cells:str):
-    "A notebook with a `parameters` cell, then code cells"
-    pc = nbformat.v4.new_code_cell(params); pc.metadata["tags"] = ["parameters"]
-    nb = nbformat.v4.new_notebook(cells=[pc, *map(nbformat.v4.new_code_cell, cells)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
-    nbformat.write(nb, str(path))
 
 MET = "import json, pathlib; pathlib.Path(out_dir, 'metrics.json').write_text(json.dumps({'value': v}))"
 TOY = """
