@@ -12,9 +12,9 @@ from .config import ModelConfig
 from .model import NemotronLM
 
 # %% auto #0
-__all__ = ['hf_config', 'config_from_hf', 'atomic_dir', 'save_pretrained', 'read_safetensors', 'load_state_dict_strict',
-           'from_pretrained', 'randomize_', 'rng_state', 'set_rng_state', 'save_training_checkpoint',
-           'load_training_checkpoint']
+__all__ = ['hf_config', 'config_from_hf', 'atomic_dir', 'save_pretrained', 'write_generation_config', 'read_safetensors',
+           'load_state_dict_strict', 'from_pretrained', 'randomize_', 'rng_state', 'set_rng_state',
+           'save_training_checkpoint', 'load_training_checkpoint']
 
 # %% ../nbs/02_checkpoint.ipynb #38e7dd50
 def hf_config(c:ModelConfig, **extra)->dict:
@@ -81,9 +81,17 @@ def save_pretrained(model:NemotronLM, path,
             (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
         (tmp / "config.json").write_text(json.dumps(hf_config(model.config, **(extra_config or {})), indent=2))
         save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        if generation_config is not None:
-            (tmp / "generation_config.json").write_text(json.dumps(dict(do_sample=False, **generation_config), indent=2))
+        if generation_config is not None: write_generation_config(tmp, generation_config)
     return path
+
+def write_generation_config(path,                    # a model directory
+                            generation_config:dict)->Path:   # e.g. dict(eos_token_id=[2, 5]); greedy unless it says otherwise
+    "Write `generation_config.json` into `path` atomically (a temporary file, then a rename)"
+    out = Path(path) / "generation_config.json"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(dict(do_sample=False, **generation_config), indent=2))
+    os.replace(tmp, out)
+    return out
 
 def read_safetensors(path)->dict:
     "All tensors of a model directory: `model.safetensors` or the shards its index names"

@@ -15,6 +15,8 @@ from torch import Tensor
 from ..model import NemotronLM, IGNORE_INDEX
 from ..tokenizer import Tokenizer
 from ..train import TrainConfig, train, latest_checkpoint
+from ..reward import pad_batch
+from .sft import _assistant, chat_replies, write_records, add_generation_config
 
 # %% auto #0
 __all__ = ['RPO_DISTANCES', 'PAPER_PREFERENCE', 'dpo_loss', 'sft_loss', 'bernoulli_kl', 'rpo_loss', 'preference_metrics',
@@ -92,8 +94,6 @@ def sequence_logprobs(model:torch.nn.Module,
     return -nll.view(labels.shape).sum(-1), (labels != IGNORE_INDEX).sum(-1)
 
 # %% ../../nbs/15_preference_tuning.ipynb #8d7408fd
-def _assistant(text:str)->dict: return {"role": "assistant", "content": text}
-
 def encode_response(tokenizer:Tokenizer, prompt:list[dict],   # messages ending with a user turn
                     response:str)->tuple[list[int], list[int]]: # ids, mask (1 on the response's tokens)
     "Token ids of `prompt` + `response` in the chat template, and the mask of the response's tokens"
@@ -106,11 +106,8 @@ def encode_response(tokenizer:Tokenizer, prompt:list[dict],   # messages ending 
 
 # %% ../../nbs/15_preference_tuning.ipynb #e8220cbe
 def pad_right(seqs:list[list[int]], value:int=0, length:int|None=None)->Tensor: # (N, length) LongTensor
-    "Right-pad lists of ints into one tensor"
-    T = length or max(map(len, seqs))
-    out = torch.full((len(seqs), T), value, dtype=torch.long)
-    for i, s in enumerate(seqs): out[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return out
+    "Right-pad lists of ints into one tensor: the ids of `reward.pad_batch`"
+    return pad_batch(seqs, value, "right", length)[0]
 
 # %% ../../nbs/15_preference_tuning.ipynb #f12bc310
 def check_preference(records, need_rewards:bool=False)->list[dict]: # the records as plain dicts
@@ -180,19 +177,14 @@ def _read_jsonl(path)->list[dict]:
     path = Path(path)
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
-def _write_jsonl(path, rows:list[dict]):
-    "Write rows as JSONL under a temporary name, then rename into place"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows)); os.replace(tmp, path)
-
 def reference_logprobs(ref_dir,                   # the reference model directory (weights + tokenizer)
                        records:list[dict],        # preference records
                        cache_file,                # JSONL beside the data; created or extended
                        max_len:int|None=None,     # longest conversation (default: the model's seq_length)
-                       batch_size:int=16, device=None)->Tensor: # (N, 2) reference log-probs: chosen, rejected
+                       batch_size:int=16, device=None,
+                       ref_id:str|None=None)->Tensor: # `model_id(ref_dir)` if known -> (N, 2) reference log-probs: chosen, rejected
     "Reference log-probs of each record's responses, read from `cache_file` or computed once and added to it"
-    ref, rows = model_id(ref_dir), _read_jsonl(cache_file)
+    ref, rows = ref_id or model_id(ref_dir), _read_jsonl(cache_file)
     have = {r["key"]: (r["chosen"], r["rejected"]) for r in rows if r["ref_model"] == ref}
     keys = [record_key(r) for r in records]
     todo, seen = [], set()                                                    # the first row of each missing key
@@ -204,7 +196,7 @@ def reference_logprobs(ref_dir,                   # the reference model director
         lp = pair_logprobs(model, encode_pairs(tok, [records[i] for i in todo], max_len or model.config.seq_length), batch_size, tok.pad_id)
         del model; gc.collect()                                               # the reference leaves memory here
         new = [dict(ref_model=ref, key=keys[i], chosen=c, rejected=r) for i, (c, r) in zip(todo, lp.tolist())]
-        _write_jsonl(cache_file, rows + new)
+        write_records(cache_file, rows + new)                                 # atomically (`14_sft`)
         have.update({n["key"]: (n["chosen"], n["rejected"]) for n in new})
     return torch.tensor([have[k] for k in keys], dtype=torch.float32)
 
@@ -284,9 +276,8 @@ def _rewards(records:list[dict])->Tensor|None:
     if not all(isinstance(r.get(k), (int, float)) for r in records for k in ("chosen_reward", "rejected_reward")): return None
     return torch.tensor([[r["chosen_reward"], r["rejected_reward"]] for r in records], dtype=torch.float32)
 
-def _rows(records, tok, ref_dir, cache_file, max_len, device)->PreferenceRows:
-    ref = reference_logprobs(ref_dir, records, cache_file, max_len, device=device)
-    return PreferenceRows(encode_pairs(tok, records, max_len), ref, _rewards(records), tok.pad_id)
+def _rows(records, ref_logprobs:Tensor, tok, max_len)->PreferenceRows:
+    return PreferenceRows(encode_pairs(tok, records, max_len), ref_logprobs, _rewards(records), tok.pad_id)
 
 # %% ../../nbs/15_preference_tuning.ipynb #5ceeb2f5
 def train_preference(policy_dir,                      # starting weights (Hugging Face layout + tokenizer), e.g. the SFT model
@@ -311,8 +302,10 @@ def train_preference(policy_dir,                      # starting weights (Huggin
                              warmup_steps=0, weight_decay=0.0)
     cache_file = Path(cache_file or out_dir / "data" / "ref_logprobs.jsonl")
     max_len = max_len or json.loads((policy_dir / "config.json").read_text())["max_position_embeddings"]
-    rows = _rows(records, tok, ref_dir, cache_file, max_len, device)                       # the reference is gone after this
-    held = _rows(eval_records, tok, ref_dir, cache_file, max_len, device) if eval_records else None
+    ref_id, n = model_id(ref_dir), len(records)
+    ref = reference_logprobs(ref_dir, records + (eval_records or []), cache_file, max_len, device=device, ref_id=ref_id)
+    rows = _rows(records, ref[:n], tok, max_len)                                        # the reference is gone by now
+    held = _rows(eval_records, ref[n:], tok, max_len) if eval_records else None
     ckpt = latest_checkpoint(out_dir)
     first = int(ckpt.name.split("_")[-1]) if ckpt is not None else 0
     model = NemotronLM.from_pretrained(policy_dir, device=device)
@@ -320,9 +313,9 @@ def train_preference(policy_dir,                      # starting weights (Huggin
     metrics = train(model, rows, cfg, out_dir, eval_data=held, tokenizer=tok, loss_fn=loss_fn, progress=progress)
     old = [r for r in _read_jsonl(out_dir / "preference_metrics.jsonl") if r["step"] <= first]
     steps = old + _step_rows(loss_fn.history, cfg.global_batch // cfg.micro_batch, first)
-    _write_jsonl(out_dir / "preference_metrics.jsonl", steps)
-    model.save_pretrained(out_dir / "model", generation_config=dict(eos_token_id=tok.stop_ids, bos_token_id=tok.bos_id, pad_token_id=tok.pad_id))
-    info = dict(policy=str(policy_dir), reference=str(ref_dir), reference_id=model_id(ref_dir), pairs=len(records),
+    write_records(out_dir / "preference_metrics.jsonl", steps)
+    add_generation_config(out_dir / "model", tok)                                       # train's export wrote weights and tokenizer
+    info = dict(policy=str(policy_dir), reference=str(ref_dir), reference_id=ref_id, pairs=len(records),
                 eval_pairs=len(eval_records or []), preference=asdict(pref), train=asdict(cfg))
     (out_dir / "preference.json").write_text(json.dumps(info, indent=2))
     return dict(metrics=metrics, preference=steps)
@@ -400,22 +393,10 @@ def make_preference_data(policy_dir,                     # the model to sample f
     return dict(pairs=pairs, responses=responses, rewards=rewards, stats=stats)
 
 # %% ../../nbs/15_preference_tuning.ipynb #401c4296
-@torch.no_grad()
 def policy_replies(model:NemotronLM, tokenizer:Tokenizer, prompts:list[list[dict]], max_tokens:int=48,
                    temperature:float=0.0, seed:int|None=None, batch_size:int=64)->list[list[int]]: # new token ids per prompt
-    "Generated token ids (up to and including the stop id) for each prompt, in length-sorted batches"
-    from nemotron_nb.model import generate
-    heads = [tokenizer.encode_chat(p, add_generation_prompt=True)[0] for p in prompts]
-    order, out, was_training = sorted(range(len(heads)), key=lambda i: len(heads[i])), [None] * len(heads), model.training
-    model.eval()
-    for k in range(0, len(order), batch_size):
-        idx = order[k:k + batch_size]
-        room = model.config.seq_length - max(len(heads[i]) for i in idx)
-        new = generate(model, [heads[i] for i in idx], max_new_tokens=max(1, min(max_tokens, room)), temperature=temperature,
-                       stop_ids=tuple(tokenizer.stop_ids), seed=None if seed is None else seed + k, pad_id=tokenizer.pad_id)
-        for i, ids in zip(idx, new): out[i] = ids
-    model.train(was_training)
-    return out
+    "Generated token ids (up to and including the stop id) for each prompt: `14_sft`'s `chat_replies`"
+    return chat_replies(model, tokenizer, prompts, max_tokens, temperature, seed, batch_size)
 
 @torch.no_grad()
 def policy_kl(policy:NemotronLM, reference:NemotronLM, tokenizer:Tokenizer, prompts:list[list[dict]],

@@ -11,7 +11,8 @@ from typing import Iterable, Callable
 import numpy as np
 import torch
 from ..model import NemotronLM, IGNORE_INDEX, generate
-from ..tokenizer import Tokenizer
+from ..tokenizer import Tokenizer, write_atomic
+from ..checkpoint import write_generation_config
 from ..train import TrainConfig, train, evaluate
 
 # %% auto #0
@@ -20,9 +21,9 @@ __all__ = ['SFT_ROLES', 'OVERLONG', 'CATEGORIES', 'WORDS', 'PHRASINGS', 'SYSTEM_
            'pack_plan', 'PackedSFT', 'pack_conversations', 'sft_dataset', 'make_task', 'make_general_tasks',
            'task_prompt', 'check_add', 'check_larger', 'check_exact', 'check_list', 'function_pairs',
            'code_sft_records', 'reply_code', 'defined_functions', 'defines_function', 'check_code', 'check_answer',
-           'write_records', 'load_sft_records', 'greedy_replies', 'task_accuracy', 'SFTStage', 'sft_stage',
-           'stage_train_config', 'general_blend', 'save_chat_model', 'run_sft', 'stdlib_split', 'measure_sft',
-           'sft_experiment']
+           'write_records', 'load_sft_records', 'chat_replies', 'greedy_replies', 'task_accuracy', 'SFTStage',
+           'sft_stage', 'stage_train_config', 'general_blend', 'chat_generation_config', 'save_chat_model',
+           'add_generation_config', 'run_sft', 'stdlib_split', 'measure_sft', 'sft_experiment']
 
 # %% ../../nbs/14_sft.ipynb #d4a027c7
 SFT_ROLES = ("system", "user", "assistant")
@@ -305,14 +306,9 @@ def check_answer(record:dict,   # a task record: `task` and `check` (from make_g
 
 # %% ../../nbs/14_sft.ipynb #1a142a7a
 def write_records(path, records:Iterable[dict])->Path:
-    "Write records as JSON lines, atomically (a temporary file, then a rename)"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records: f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    "Write records as JSON lines, atomically (`tokenizer.write_atomic`: a temporary file, then a rename)"
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return Path(path)
 
 def load_sft_records(spec,                 # a local .jsonl/.json file, or a Hugging Face Hub dataset name
                      split:str="train")->list[dict]:
@@ -327,21 +323,31 @@ def load_sft_records(spec,                 # a local .jsonl/.json file, or a Hug
     return datasets.load_dataset(str(spec), split=split).to_list()
 
 # %% ../../nbs/14_sft.ipynb #c3639e7d
+@torch.no_grad()
+def chat_replies(model:NemotronLM, tokenizer:Tokenizer,
+                 prompts:list[list[dict]],       # conversations ending with a user turn
+                 max_new_tokens:int=32,
+                 temperature:float=0.0,          # 0: greedy
+                 seed:int|None=None,             # sampling: the batch at offset k draws with seed + k
+                 batch_size:int=64)->list[list[int]]: # new token ids per prompt, up to and including the stop id
+    "The model's reply to each conversation, as token ids, generated in batches of similar prompt length"
+    heads = [tokenizer.encode_chat(p, add_generation_prompt=True)[0] for p in prompts]
+    order, out, was_training = sorted(range(len(heads)), key=lambda i: len(heads[i])), [None] * len(heads), model.training
+    model.eval()
+    for k in range(0, len(order), batch_size):
+        idx = order[k:k + batch_size]
+        room = model.config.seq_length - max(len(heads[i]) for i in idx)
+        new = generate(model, [heads[i] for i in idx], max_new_tokens=max(1, min(max_new_tokens, room)), temperature=temperature,
+                       stop_ids=tuple(tokenizer.stop_ids), seed=None if seed is None else seed + k, pad_id=tokenizer.pad_id)
+        for i, ids in zip(idx, new): out[i] = ids
+    model.train(was_training)
+    return out
+
 def greedy_replies(model:NemotronLM, tokenizer:Tokenizer, records:list[dict],
                    max_new_tokens:int=32, batch_size:int=64)->list[str]:
     "The model's greedy reply to each record's prompt (`task_prompt`), decoded up to the turn's end"
-    prompts = [tokenizer.encode_chat(task_prompt(r), add_generation_prompt=True)[0] for r in records]
-    order, out = sorted(range(len(prompts)), key=lambda i: len(prompts[i])), [None] * len(prompts)
-    was_training = model.training
-    model.eval()
-    for k in range(0, len(order), batch_size):
-        rows = order[k:k + batch_size]
-        room = model.config.seq_length - max(len(prompts[i]) for i in rows)
-        new = generate(model, [prompts[i] for i in rows], max_new_tokens=max(1, min(max_new_tokens, room)),
-                       stop_ids=tuple(tokenizer.stop_ids), pad_id=tokenizer.pad_id)
-        for i, ids in zip(rows, new): out[i] = tokenizer.decode_reply(ids)
-    model.train(was_training)
-    return out
+    new = chat_replies(model, tokenizer, [task_prompt(r) for r in records], max_new_tokens, batch_size=batch_size)
+    return [tokenizer.decode_reply(ids) for ids in new]
 
 def task_accuracy(records:list[dict], replies:list[str])->dict:
     "Share of correct replies per task, and over all records (`all`)"
@@ -405,11 +411,19 @@ def general_blend(general:list[dict],      # the general stage's own records
     return out
 
 # %% ../../nbs/14_sft.ipynb #3c75516d
+def chat_generation_config(tokenizer:Tokenizer)->dict:
+    "Generation settings that stop at the end of an assistant turn"
+    return dict(eos_token_id=tokenizer.stop_ids, bos_token_id=tokenizer.bos_id, pad_token_id=tokenizer.pad_id)
+
 def save_chat_model(model:NemotronLM, tokenizer:Tokenizer, path)->Path:
     "Weights, tokenizer and a generation config that stops at the end of an assistant turn"
-    model.save_pretrained(path, generation_config=dict(eos_token_id=tokenizer.stop_ids, bos_token_id=tokenizer.bos_id,
-                                                       pad_token_id=tokenizer.pad_id))
+    model.save_pretrained(path, generation_config=chat_generation_config(tokenizer))
     tokenizer.save_pretrained(path)
+    return Path(path)
+
+def add_generation_config(path, tokenizer:Tokenizer)->Path:
+    "Add to a model directory `train` exported the generation config `save_chat_model` writes"
+    write_generation_config(path, chat_generation_config(tokenizer))
     return Path(path)
 
 def run_sft(model_dir,                     # the model to fine-tune (Hugging Face layout + tokenizer)
@@ -431,16 +445,13 @@ def run_sft(model_dir,                     # the model to fine-tune (Hugging Fac
     c = replace(c, **{**dict(eval_batches=math.ceil(len(held) / c.micro_batch) if held else 1,    # all held-out rows
                              eval_every=max(1, c.steps // 5)), **train_overrides})               # five held-out points
     log = train(model, data, c, out_dir, eval_data=held, tokenizer=tok, progress=progress)
-    save_chat_model(model, tok, Path(out_dir) / "model")
+    add_generation_config(Path(out_dir) / "model", tok)                 # train's export wrote the weights and the tokenizer
     return dict(stage=asdict(stage), train_config=asdict(c), data=data.stats, eval_data=held.stats if held else None, log=log)
 
 # %% ../../nbs/14_sft.ipynb #0a67204b
-from ..config import preset
-from ..data import stdlib_modules, pack_sources
-from ..tokenizer import train_tokenizer
-
 def stdlib_split(max_modules:int|None=None)->tuple[list[str], list[str]]:
     "Standard-library sources: (training modules, held-out modules: those whose name hashes to 0 mod 10)"
+    from nemotron_nb.data import stdlib_modules      # imported here: `data` imports `datasets`
     train_src, held_src = [], []
     for mod, path in stdlib_modules()[:max_modules]:
         try: text = path.read_text(encoding="utf-8")
@@ -449,12 +460,15 @@ def stdlib_split(max_modules:int|None=None)->tuple[list[str], list[str]]:
         (held_src if int(hashlib.sha256(mod.encode()).hexdigest(), 16) % 10 == 0 else train_src).append(text)
     return train_src, held_src
 
-def measure_sft(model_dir, tok, sets:dict, seq_len:int, code_tokens:int=192)->dict:
+def measure_sft(model_dir, tok,
+                sets:dict,           # name -> task records
+                packed:dict,         # name -> those records packed (`sft_dataset`), for the held-out loss
+                code_tokens:int=192)->dict:
     "Accuracy of greedy replies and held-out loss on each set of task records"
     model, out = NemotronLM.from_pretrained(model_dir), {}
     for name, recs in sets.items():
         replies = greedy_replies(model, tok, recs, max_new_tokens=code_tokens if name == "code" else 32)
-        rows = sft_dataset(recs, tok, seq_len)
+        rows = packed[name]
         out[name] = dict(accuracy=task_accuracy(recs, replies), loss=evaluate(model, rows, TrainConfig(micro_batch=8), batches=len(rows)),
                          examples=[dict(prompt=task_prompt(r)[-1]["content"], reply=s) for r, s in list(zip(recs, replies))[:8]])
         if name == "code": out[name]["defines_function"] = float(np.mean([defines_function(s) for s in replies]))
@@ -467,6 +481,9 @@ def sft_experiment(work, model_preset:str="tiny", vocab_size:int=4096, seq_len:i
                    other_code_fractions:tuple=(),  # more general stages from the code model, mixing in these shares
                    seed:int=0)->dict:
     "Pretrain briefly, then code SFT, then general SFT; measure the base and each stage on held-out prompts"
+    from nemotron_nb.config import preset
+    from nemotron_nb.data import pack_sources
+    from nemotron_nb.tokenizer import train_tokenizer
     t0, work = time.time(), Path(work)
     train_src, held_src = stdlib_split(max_modules)
     import pydoc_data.topics
@@ -482,10 +499,11 @@ def sft_experiment(work, model_preset:str="tiny", vocab_size:int=4096, seq_len:i
     code_train, general = code_sft_records(train_src, seed=seed), make_general_tasks(general_tasks, seed)
     sets = dict(tasks=make_general_tasks(heldout_tasks, seed + 1, "test"), tasks_seen_phrasing=make_general_tasks(heldout_tasks, seed + 2),
                 code=code_sft_records(held_src, seed=seed + 1)[:code_heldout])
+    packed = {k: sft_dataset(v, tok, seq_len) for k, v in sets.items()}                   # packed once, for every model measured
     res = dict(setup=dict(model_preset=model_preset, vocab_size=tok.vocab_size, seq_len=seq_len, pretrain_steps=pretrain_steps,
                           code_stage=asdict(code_stage), general_stage=asdict(general_stage), code_records=len(code_train),
                           general_tasks=general_tasks, heldout=dict({k: len(v) for k, v in sets.items()}), seed=seed),
-               pretrain=[dict(step=r["step"], loss=r["loss"]) for r in pre], measures=dict(base=measure_sft(work / "base", tok, sets, seq_len)))
+               pretrain=[dict(step=r["step"], loss=r["loss"]) for r in pre], measures=dict(base=measure_sft(work / "base", tok, sets, packed)))
     runs = [("code", work / "base", code_stage, code_train)] + [
         (name, work / "sft_code" / "model", replace(general_stage, code_fraction=f), general_blend(general, code_train, f, seed))
         for name, f in [("general", general_stage.code_fraction)] + [(f"general (code_fraction={f})", f) for f in other_code_fractions]]
@@ -494,6 +512,6 @@ def sft_experiment(work, model_preset:str="tiny", vocab_size:int=4096, seq_len:i
         run = run_sft(start, recs, st, out, eval_records=sets["code" if name == "code" else "tasks"], seed=seed)
         res[name] = dict(data=run["data"], steps=run["train_config"]["steps"], code_fraction=st.code_fraction,
                          curve=[{k: r[k] for k in ("step", "loss", "eval_loss") if k in r} for r in run["log"]])
-        res["measures"][name] = measure_sft(out / "model", tok, sets, seq_len)
+        res["measures"][name] = measure_sft(out / "model", tok, sets, packed)
     res["seconds"] = round(time.time() - t0, 1)
     return res
