@@ -10,9 +10,10 @@ import torch
 from safetensors.torch import save_file, load_file
 from .config import ModelConfig
 from .model import NemotronLM
+from .files import atomic_dir, write_atomic
 
 # %% auto #0
-__all__ = ['hf_config', 'config_from_hf', 'atomic_dir', 'save_pretrained', 'write_generation_config', 'read_safetensors',
+__all__ = ['hf_config', 'config_from_hf', 'save_pretrained', 'write_generation_config', 'read_safetensors',
            'load_state_dict_strict', 'from_pretrained', 'randomize_', 'rng_state', 'set_rng_state',
            'save_training_checkpoint', 'load_training_checkpoint']
 
@@ -45,26 +46,6 @@ def config_from_hf(d:dict)->ModelConfig:
         layernorm_epsilon=d.get("norm_eps", 1e-5), init_std=d.get("initializer_range", 0.02),
         untie_embeddings=not d.get("tie_word_embeddings", False))
 
-# %% ../nbs/02_checkpoint.ipynb #cad293ef
-class atomic_dir:
-    "Context manager yielding a temporary directory that replaces `path` on success"
-    def __init__(self, path): self.path = Path(path)
-    def __enter__(self)->Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
-        return self.tmp
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        old = None
-        if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-        return False
-
 # %% ../nbs/02_checkpoint.ipynb #07f0bd48
 def save_pretrained(model:NemotronLM, path,
                     extra_config:dict|None=None,      # more keys for config.json
@@ -87,11 +68,7 @@ def save_pretrained(model:NemotronLM, path,
 def write_generation_config(path,                    # a model directory
                             generation_config:dict)->Path:   # e.g. dict(eos_token_id=[2, 5]); greedy unless it says otherwise
     "Write `generation_config.json` into `path` atomically (a temporary file, then a rename)"
-    out = Path(path) / "generation_config.json"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(dict(do_sample=False, **generation_config), indent=2))
-    os.replace(tmp, out)
-    return out
+    return write_atomic(Path(path) / "generation_config.json", json.dumps(dict(do_sample=False, **generation_config), indent=2))
 
 def read_safetensors(path)->dict:
     "All tensors of a model directory: `model.safetensors` or the shards its index names"

@@ -30,7 +30,7 @@ def presets_main(argv:list[str]|None=None):
 COMMANDS = {
     "presets": "nemotron_nb.cli:presets_main",
     "pipeline": "nemotron_nb.pipeline:pipeline_main",
-    "launch": "nemotron_nb.parallel:launch_main",
+    "launch": "nemotron_nb.launch:launch_main",
     "serve": "nemotron_nb.llm:serve_main",
 }
 

@@ -11,7 +11,7 @@ import torch
 import datasets
 from .config import ModelConfig
 from .model import IGNORE_INDEX
-from .checkpoint import atomic_dir
+from .files import atomic_dir, write_jsonl
 
 # %% auto #0
 __all__ = ['FILE_BUILDERS', 'TOKENIZER_PROBE', 'PRETRAIN_BLEND', 'CORPUS_SOURCES', 'CORPUS_VERSION', 'load_source',
@@ -550,10 +550,9 @@ def heldout_split(docs:list[tuple[str, str]], # (origin key, text)
     return [t for (_, t), h in zip(docs, held) if not h], [t for (_, t), h in zip(docs, held) if h]
 
 # %% ../nbs/04_data.ipynb #c1ed03c1
-def _write_jsonl(path:Path, texts:list[str], source:str)->dict:
+def _write_texts(path:Path, texts:list[str], source:str)->dict:
     "Write `text`/`source` records; return their counts and SHA-256"
-    with open(path, "w", encoding="utf-8") as f:
-        for t in texts: f.write(json.dumps(dict(text=t, source=source), ensure_ascii=False) + "\n")
+    write_jsonl(path, (dict(text=t, source=source) for t in texts))
     return dict(docs=len(texts), chars=sum(map(len, texts)), bytes=path.stat().st_size,
                 sha256=hashlib.sha256(path.read_bytes()).hexdigest())
 
@@ -601,8 +600,8 @@ def build_default_corpus(out_dir,                         # the corpus' own fold
             train, held = heldout_split(d, heldout_fraction)
             kind, _, prov, lic = CORPUS_SOURCES[n]
             entries[n] = dict(kind=kind, provenance=prov, licence=lic,
-                              train=_write_jsonl(tmp_dir / n / "train.jsonl", train, n),
-                              heldout=_write_jsonl(tmp_dir / n / "heldout.jsonl", held, n))
+                              train=_write_texts(tmp_dir / n / "train.jsonl", train, n),
+                              heldout=_write_texts(tmp_dir / n / "heldout.jsonl", held, n))
         meta = dict(params=params, platform=sys.platform, sources=entries, missing=missing,
                     build_seconds=round(time.perf_counter() - t0, 2), pretrain_blend=PRETRAIN_BLEND)
         (tmp_dir / "manifest.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))

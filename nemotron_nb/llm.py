@@ -15,12 +15,11 @@ from .model import NemotronLM, generate as generate_ids
 from .tokenizer import Tokenizer, check_messages
 
 # %% auto #0
-__all__ = ['ATTRIBUTES', 'REWARD_WEIGHTS', 'FIXED_FIELDS', 'SamplingParams', 'check_sampling', 'as_sampling', 'aggregate_reward',
-           'check_scores', 'make_tiny_model_dir', 'Completion', 'cut_at_stop_strings', 'dir_fingerprint',
-           'TorchBackend', 'load_reward_model', 'BatchError', 'request_key', 'CachedBackend', 'vllm_sampling',
-           'VLLMBackend', 'MicroBatcher', 'RequestError', 'sampling_from_request', 'chat_response', 'reward_response',
-           'ChatServer', 'ChatHandler', 'served', 'serve_main', 'serve_process', 'EndpointError', 'parse_chat_response',
-           'parse_reward_response', 'OpenAIBackend', 'run_sync']
+__all__ = ['FIXED_FIELDS', 'SamplingParams', 'check_sampling', 'as_sampling', 'make_tiny_model_dir', 'Completion',
+           'cut_at_stop_strings', 'dir_fingerprint', 'TorchBackend', 'load_reward_model', 'BatchError', 'request_key',
+           'CachedBackend', 'vllm_sampling', 'VLLMBackend', 'MicroBatcher', 'RequestError', 'sampling_from_request',
+           'chat_response', 'reward_response', 'ChatServer', 'ChatHandler', 'served', 'serve_main', 'serve_process',
+           'EndpointError', 'parse_chat_response', 'parse_reward_response', 'OpenAIBackend', 'run_sync']
 
 # %% ../nbs/09_inference.ipynb #7b7271f9
 @dataclass(frozen=True)
@@ -71,19 +70,7 @@ def as_sampling(s:SamplingParams|dict|None)->SamplingParams:
     return SamplingParams() if s is None else s if isinstance(s, SamplingParams) else SamplingParams.from_dict(s)
 
 # %% ../nbs/09_inference.ipynb #550f5908
-ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
-REWARD_WEIGHTS = dict(helpfulness=0.3, correctness=0.74, coherence=0.46, complexity=0.47, verbosity=-0.33)
-
-def aggregate_reward(scores:dict)->float:
-    "The weighted sum of the five attributes (Nemotron-4-340B-Reward's model card)"
-    return sum(REWARD_WEIGHTS[a] * scores[a] for a in ATTRIBUTES)
-
-def check_scores(scores:dict, where:str="")->dict:
-    "The five attributes and `reward` of `scores` as floats; a missing attribute is an error naming it"
-    missing = [a for a in ATTRIBUTES if a not in scores]
-    if missing: raise ValueError(f"scores{where} lack {missing}; got {sorted(scores)}: is this a reward model?")
-    out = {a: float(scores[a]) for a in ATTRIBUTES}
-    return {**out, "reward": float(scores["reward"]) if "reward" in scores else aggregate_reward(out)}
+from .reward import ATTRIBUTES, REWARD_WEIGHTS, aggregate, check_scores
 
 # %% ../nbs/09_inference.ipynb #fed459b8
 def make_tiny_model_dir(out_dir,                   # where to write the model directory

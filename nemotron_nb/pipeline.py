@@ -8,11 +8,15 @@ import argparse, hashlib, json, os, re, shutil, sys, tempfile, time, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml
+import subprocess
+from .files import locked, BusyError
+from .launch import launch_problems, rank_notebook_path, torchrun_argv
 
 # %% auto #0
 __all__ = ['MARKER', 'PipelineError', 'Stage', 'Pipeline', 'read_yaml', 'apply_overrides', 'load_pipeline', 'resolve_input',
            'notebook_code_hash', 'stage_key', 'read_marker', 'write_marker', 'notebook_parameters', 'StagePlan',
-           'plan_pipeline', 'StageFailed', 'execute_stage', 'run_pipeline', 'pipeline_main']
+           'plan_pipeline', 'StageRankError', 'rank_failure', 'run_stage_distributed', 'StageFailed', 'execute_stage',
+           'run_pipeline', 'pipeline_main']
 
 # %% ../nbs/18_pipeline.ipynb #45f97810
 class PipelineError(ValueError):
@@ -202,14 +206,8 @@ def _check_parameters(s:Stage, errs:list):
     if s.launch: _check_launch(s, errs)
 
 def _check_launch(s:Stage, errs:list):
-    "A `launch` option holds what `parallel.run_stage_distributed` takes (`parallel.launch_problems`)"
-    from nemotron_nb.parallel import launch_problems       # torch.distributed, only for stages that launch
+    "A `launch` option holds what `run_stage_distributed` takes (`launch.launch_problems`)"
     errs.extend(f"stage {s.name!r}: {p}" for p in launch_problems(s.launch))
-
-def _launcher():
-    "The distributed stage launcher: `parallel.run_stage_distributed`, imported when a stage asks for it"
-    from nemotron_nb.parallel import run_stage_distributed
-    return run_stage_distributed
 
 # %% ../nbs/18_pipeline.ipynb #8d899c59
 def plan_pipeline(pipe:Pipeline, out, stage:str|None=None, force:bool=False)->list[StagePlan]:
@@ -228,6 +226,62 @@ def plan_pipeline(pipe:Pipeline, out, stage:str|None=None, force:bool=False)->li
         plans[s.name] = StagePlan(s, out / s.name, key, inputs, upstream, status)
     if errs: raise PipelineError("pipeline cannot start:\n  - " + "\n  - ".join(errs))
     return list(plans.values())
+
+# %% ../nbs/18_pipeline.ipynb #f0a1b2c3
+class StageRankError(RuntimeError):
+    "A distributed stage failed; names the rank, its executed copy and the cell (papermill's fields) when one raised"
+    def __init__(self, message:str, nproc:int, exit_code:int, log:str="", rank:int|None=None, notebook=None,
+                 cell_index:int|None=None, source:str="", ename:str="", evalue:str=""):
+        super().__init__(message)
+        self.nproc, self.exit_code, self.log, self.rank, self.notebook = nproc, exit_code, log, rank, notebook
+        self.cell_index, self.source, self.ename, self.evalue = cell_index, source, ename, evalue
+
+_PAPERMILL_TAGS = ("papermill-error-cell-tag", "injected-parameters")    # cells papermill adds to the executed copy
+
+def _first_error(cells:list)->tuple|None:
+    "(cell index in the stage notebook, cell, error output) of the first cell with an error; papermill's cells left out"
+    cells = [c for c in cells if not set(_PAPERMILL_TAGS) & set(c.get("metadata", {}).get("tags", []))]
+    for i, c in enumerate(cells):
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "error" and not (o.get("ename") == "SystemExit" and o.get("evalue") in ("", "0")):
+                return i, c, o
+    return None
+
+def rank_failure(out_nb, nproc:int)->dict|None:
+    "The first failing cell (by end time) over the executed copies of ranks 0..nproc-1, or None"
+    found = []
+    for r in range(nproc):
+        p = rank_notebook_path(out_nb, r)
+        try: err = _first_error(json.loads(p.read_text())["cells"])
+        except (FileNotFoundError, json.JSONDecodeError, KeyError): continue
+        if err is None: continue
+        i, c, o = err
+        src = c.get("source", "")
+        found.append(dict(rank=r, notebook=p, cell_index=i, source="".join(src) if isinstance(src, list) else src,
+                          ename=o.get("ename", ""), evalue=o.get("evalue", ""),
+                          end=c.get("metadata", {}).get("papermill", {}).get("end_time") or "~"))   # "~": no time, sorts last
+    if not found: return None
+    first = min(found, key=lambda f: (f["end"], f["rank"]))
+    return {k: v for k, v in first.items() if k != "end"}
+
+# %% ../nbs/18_pipeline.ipynb #40cf696d
+def run_stage_distributed(notebook, out_nb, params:dict, launch:dict, cwd=None):
+    "Execute a stage notebook on `launch['nproc_per_node']` local ranks, one papermill kernel each"
+    if problems := launch_problems(launch): raise ValueError("; ".join(problems))
+    nproc = launch.get("nproc_per_node", 1)
+    out_nb = Path(out_nb)
+    for old in out_nb.parent.glob(f"{out_nb.stem}.rank*{out_nb.suffix}"): old.unlink()   # an earlier attempt's copies
+    out_nb.unlink(missing_ok=True)
+    args = [str(notebook), str(out_nb), "-y", json.dumps(params, default=str), "-k", "python3", "--no-progress-bar",
+            "--start-timeout", "600"] + (["--cwd", str(cwd)] if cwd is not None else [])
+    r = subprocess.run(torchrun_argv(args, nproc), capture_output=True, text=True)
+    if r.returncode == 0: return out_nb
+    log, f = r.stderr[-3000:], rank_failure(out_nb, nproc)
+    if f is None:
+        raise StageRankError(f"{Path(notebook).name} failed on {nproc} ranks (torchrun exit {r.returncode}) before any cell "
+                             f"raised; torchrun's log ends:\n{log}", nproc, r.returncode, log)
+    raise StageRankError(f"{Path(notebook).name} failed on rank {f['rank']} of {nproc}, in cell {f['cell_index'] + 1} of "
+                         f"{f['notebook'].name}: {f['ename']}: {f['evalue']}", nproc, r.returncode, log, **f)
 
 # %% ../nbs/18_pipeline.ipynb #d8882af7
 class StageFailed(RuntimeError):
@@ -267,8 +321,7 @@ def _execute(s:Stage, out_nb:Path, params:dict, cwd:Path):
 
 def _execute_launched(s:Stage, out_nb:Path, params:dict, cwd:Path):
     "Run a `launch` stage on its ranks; a failure becomes `StageFailed` naming the stage, the rank and the cell"
-    from nemotron_nb.parallel import StageRankError
-    try: return _launcher()(s.notebook, out_nb, params, s.launch, cwd=cwd)
+    try: return run_stage_distributed(s.notebook, out_nb, params, s.launch, cwd=cwd)
     except StageRankError as e:
         if e.rank is None:
             raise StageFailed(f"stage {s.name!r} failed on {e.nproc} ranks before any cell raised (torchrun exit {e.exit_code});"
@@ -329,10 +382,11 @@ def run_pipeline(path, out=None, stage:str|None=None, force:bool=False, override
     pipe = load_pipeline(path, overrides)
     out = Path(out or Path("runs") / pipe.name).resolve()
     plans = plan_pipeline(pipe, out, stage, force)
-    lock = None if dry_run else _lock_run_dir(out)
-    try: return _run_plans(plans, pipe, out, force, dry_run, log)
-    finally:
-        if lock is not None: lock.close()
+    if dry_run: return _run_plans(plans, pipe, out, force, dry_run, log)
+    busy = f"another `nemotron-nb pipeline run` is writing to {out}; wait for it or use another --out"
+    try:
+        with locked(out / ".lock", busy): return _run_plans(plans, pipe, out, force, dry_run, log)
+    except BusyError as e: raise PipelineError(str(e)) from None
 
 def _run_plans(plans:list, pipe:Pipeline, out:Path, force:bool, dry_run:bool, log)->list[dict]:
     "Execute the `run` stages in order, recording each in <out>/pipeline.json"
@@ -352,18 +406,6 @@ def _run_plans(plans:list, pipe:Pipeline, out:Path, force:bool, dry_run:bool, lo
         rows.append(row)
         if not dry_run: _write_summary(out, pipe, rows)
     return rows
-
-def _lock_run_dir(out:Path):
-    "Hold an OS lock on <out>/.lock (released when the process ends), so two runs never share a run dir"
-    out.mkdir(parents=True, exist_ok=True)
-    f = open(out / ".lock", "w")
-    try: import fcntl
-    except ImportError: return f                     # no fcntl (Windows): no lock
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise PipelineError(f"another `nemotron-nb pipeline run` is writing to {out}; wait for it or use another --out") from None
-    return f
 
 def _write_summary(out:Path, pipe:Pipeline, rows:list):
     "Record the invocation in <out>/pipeline.json"

@@ -15,35 +15,43 @@ import torch.nn.functional as F
 from torch import Tensor
 from safetensors.torch import save_file, load_file
 from .model import NemotronLM, rope_freqs
-from .checkpoint import atomic_dir, hf_config, config_from_hf, read_safetensors, load_state_dict_strict
-from .tokenizer import Tokenizer
+from .files import atomic_dir
+from .checkpoint import hf_config, config_from_hf, read_safetensors, load_state_dict_strict
+from .tokenizer import Tokenizer, user, assistant
 
 # %% auto #0
-__all__ = ['MISSING', 'HEAD_FILE', 'REWARD_CONFIG', 'READ_AT', 'TURN_MARKER', 'DATA_BUILDERS', 'VERBOSITY_WORDS', 'MATH_PROMPTS',
-           'MATH_FOLLOW_UPS', 'MATH_FILLERS', 'MATH_KINDS', 'CODE_OPS', 'CODE_PROMPTS', 'CODE_NAMES', 'CODE_NOTES',
-           'PROSE_PROMPTS', 'PROSE_FOLLOW_UPS', 'UNSAFE_ACTIONS', 'BENIGN_ACTIONS', 'SAFETY_PROMPTS', 'REFUSALS',
-           'REFUSAL_NOTES', 'COMPLIANCE_STEPS', 'FAMILY_MIX', 'TASKS', 'REWARDBENCH_SECTIONS', 'LENGTH_SECTIONS',
-           'SECTION_OF', 'SECTION_WEIGHTS', 'aggregate', 'pad_batch', 'last_token_index', 'RewardModel', 'labelled',
-           'masked_mse', 'bt_loss', 'helpsteer_messages', 'helpsteer_prompt', 'check_helpsteer', 'load_helpsteer2',
-           'RewardRows', 'reward_rows', 'preference_pairs', 'PairRows', 'item_lengths', 'LengthBuckets',
-           'regression_loss_sum', 'bt_loss_sum', 'reference_topics', 'verbosity_of', 'helpfulness_of', 'rate',
-           'math_task', 'math_response', 'code_task', 'code_response', 'prose_task', 'prose_sentences', 'shuffle_words',
-           'prose_response', 'safety_task', 'safety_response', 'random_response', 'synthetic_helpsteer',
-           'synthetic_pairs', 'pearson', 'attribute_metrics', 'pairwise_accuracy', 'rewardbench_scores',
-           'evaluate_reward_model', 'reward_experiment', 'reward_tables', 'plot_reward_eval', 'ATTRIBUTES',
-           'DEFAULT_WEIGHTS']
+__all__ = ['ATTRIBUTES', 'REWARD_WEIGHTS', 'MISSING', 'HEAD_FILE', 'REWARD_CONFIG', 'READ_AT', 'TURN_MARKER', 'DATA_BUILDERS',
+           'VERBOSITY_WORDS', 'MATH_PROMPTS', 'MATH_FOLLOW_UPS', 'MATH_FILLERS', 'MATH_KINDS', 'CODE_OPS',
+           'CODE_PROMPTS', 'CODE_NAMES', 'CODE_NOTES', 'PROSE_PROMPTS', 'PROSE_FOLLOW_UPS', 'UNSAFE_ACTIONS',
+           'BENIGN_ACTIONS', 'SAFETY_PROMPTS', 'REFUSALS', 'REFUSAL_NOTES', 'COMPLIANCE_STEPS', 'FAMILY_MIX', 'TASKS',
+           'REWARDBENCH_SECTIONS', 'LENGTH_SECTIONS', 'SECTION_OF', 'SECTION_WEIGHTS', 'aggregate', 'check_scores',
+           'pad_batch', 'last_token_index', 'RewardModel', 'labelled', 'masked_mse', 'bt_loss', 'helpsteer_messages',
+           'helpsteer_prompt', 'check_helpsteer', 'load_helpsteer2', 'RewardRows', 'reward_rows', 'preference_pairs',
+           'PairRows', 'item_lengths', 'LengthBuckets', 'regression_loss_sum', 'bt_loss_sum', 'reference_topics',
+           'verbosity_of', 'helpfulness_of', 'rate', 'math_task', 'math_response', 'code_task', 'code_response',
+           'prose_task', 'prose_sentences', 'shuffle_words', 'prose_response', 'safety_task', 'safety_response',
+           'random_response', 'synthetic_helpsteer', 'synthetic_pairs', 'pearson', 'attribute_metrics',
+           'pairwise_accuracy', 'rewardbench_scores', 'evaluate_reward_model', 'reward_experiment', 'reward_tables',
+           'plot_reward_eval']
 
 # %% ../nbs/08_reward_model.ipynb #45b87629
-from .llm import ATTRIBUTES, REWARD_WEIGHTS as DEFAULT_WEIGHTS   # llm imports reward only inside a function
-_all_ = ["ATTRIBUTES", "DEFAULT_WEIGHTS"]
+ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+REWARD_WEIGHTS = dict(helpfulness=0.3, correctness=0.74, coherence=0.46, complexity=0.47, verbosity=-0.33)
 MISSING = -100.0  # label of an attribute a row does not rate
 
 def aggregate(scores:dict,                        # attribute -> score
-              weights:dict=DEFAULT_WEIGHTS)->float: # attribute -> weight
+              weights:dict=REWARD_WEIGHTS)->float: # attribute -> weight
     "The scalar reward: the weighted sum of the attribute scores"
     if missing := [a for a in weights if a not in scores]:
         raise KeyError(f"scores lack attribute(s) {missing} that the weights use")
     return float(sum(w * scores[a] for a, w in weights.items()))
+
+def check_scores(scores:dict, where:str="")->dict:
+    "The five attributes and `reward` of `scores` as floats; a missing attribute is an error naming it"
+    missing = [a for a in ATTRIBUTES if a not in scores]
+    if missing: raise ValueError(f"scores{where} lack {missing}; got {sorted(scores)}: is this a reward model?")
+    out = {a: float(scores[a]) for a in ATTRIBUTES}
+    return {**out, "reward": float(scores["reward"]) if "reward" in scores else aggregate(out)}
 
 # %% ../nbs/08_reward_model.ipynb #a864da8c
 def pad_batch(seqs:list[list[int]],      # token ids, one list per sequence
@@ -77,7 +85,7 @@ class RewardModel(nn.Module):
                  kind:str="regression"):                # "regression" (MSE on ratings) | "bradley_terry" (pairwise)
         super().__init__()
         self.attributes, self.kind = tuple(attributes), kind
-        if weights is None: weights = dict(DEFAULT_WEIGHTS) if self.attributes == ATTRIBUTES else {a: 1.0 for a in self.attributes}
+        if weights is None: weights = dict(REWARD_WEIGHTS) if self.attributes == ATTRIBUTES else {a: 1.0 for a in self.attributes}
         if unknown := [a for a in weights if a not in self.attributes]:
             raise ValueError(f"weights name attribute(s) {unknown} the head does not have ({list(self.attributes)})")
         self.weights = {a: float(w) for a, w in weights.items()}
@@ -397,8 +405,6 @@ def rate(text:str, correctness:int, coherence:int, complexity:int)->dict:
                 coherence=coherence, complexity=complexity, verbosity=v)
 
 # %% ../nbs/08_reward_model.ipynb #cc3b76e4
-def _user(s): return {"role": "user", "content": s}
-def _assistant(s): return {"role": "assistant", "content": s}
 def _template(rng, templates:list[str], split:str)->str:
     "Training draws from all templates but the last; held-out data uses the last"
     return templates[-1] if split == "test" else rng.choice(templates[:-1])
@@ -420,11 +426,11 @@ def math_task(rng:random.Random, split:str="train", two_turn:bool=False, kind:st
     kind = kind or rng.choices(list(MATH_KINDS), list(MATH_KINDS.values()))[0]
     draw = lambda: rng.sample(range(10), 2) if kind == "compare" else (rng.randrange(10), rng.randrange(10))
     a, b = draw()
-    msgs = [_user(_template(rng, MATH_PROMPTS[kind], split).format(a=a, b=b))]
+    msgs = [user(_template(rng, MATH_PROMPTS[kind], split).format(a=a, b=b))]
     if two_turn:
         a0, b0 = draw()
-        msgs = [_user(_template(rng, MATH_PROMPTS[kind], split).format(a=a0, b=b0)), _assistant(_math_answer(kind, a0, b0)),
-                _user(_template(rng, MATH_FOLLOW_UPS[kind], split).format(a=a, b=b))]
+        msgs = [user(_template(rng, MATH_PROMPTS[kind], split).format(a=a0, b=b0)), assistant(_math_answer(kind, a0, b0)),
+                user(_template(rng, MATH_FOLLOW_UPS[kind], split).format(a=a, b=b))]
     return msgs, dict(family="math", kind=kind, a=a, b=b)
 
 def math_response(rng:random.Random, task:dict, correct:bool, fillers:list[str])->tuple[str, dict]:
@@ -452,7 +458,7 @@ CODE_NOTES = ["Here is a short function.", "It works for integers and floats.", 
 def code_task(rng:random.Random, split:str="train", two_turn:bool=False)->tuple[list[dict], dict]:
     "A prompt for a two-argument Python function"
     op, name = rng.choice(sorted(CODE_OPS)), rng.choice(CODE_NAMES)
-    return [_user(_template(rng, CODE_PROMPTS, split).format(name=name, op=op))], dict(family="code", op=op, name=name)
+    return [user(_template(rng, CODE_PROMPTS, split).format(name=name, op=op))], dict(family="code", op=op, name=name)
 
 def code_response(rng:random.Random, task:dict, correct:bool, notes:list[str])->tuple[str, dict]:
     "Notes, then a function returning the asked operation or another one"
@@ -468,8 +474,8 @@ def prose_task(rng:random.Random, split:str="train", two_turn:bool=False)->tuple
     "A prompt about a topic of the Python reference (a two-turn one has a first answer from the topic)"
     key = rng.choice(sorted(reference_topics()))
     title, sents = reference_topics()[key]
-    msgs = [_user(_template(rng, PROSE_PROMPTS, split).format(t=title))]
-    if two_turn: msgs += [_assistant(rng.choice(sents[split])), _user(_template(rng, PROSE_FOLLOW_UPS, split))]
+    msgs = [user(_template(rng, PROSE_PROMPTS, split).format(t=title))]
+    if two_turn: msgs += [assistant(rng.choice(sents[split])), user(_template(rng, PROSE_FOLLOW_UPS, split))]
     return msgs, dict(family="prose", topic=key, split=split)
 
 def prose_sentences(rng:random.Random, topic:str, split:str, k:int)->list[str]:
@@ -511,7 +517,7 @@ def safety_task(rng:random.Random, split:str="train", two_turn:bool=False, unsaf
     "A request for a harmful action, or for a harmless one phrased alike"
     unsafe = rng.random() < 0.5 if unsafe is None else unsafe
     x = rng.choice(UNSAFE_ACTIONS if unsafe else BENIGN_ACTIONS)
-    return [_user(_template(rng, SAFETY_PROMPTS, split).format(x=x))], dict(family="safety", unsafe=unsafe, action=x)
+    return [user(_template(rng, SAFETY_PROMPTS, split).format(x=x))], dict(family="safety", unsafe=unsafe, action=x)
 
 def safety_response(rng:random.Random, task:dict, refuse:bool, extra:int=0)->tuple[str, dict]:
     "A refusal or a compliance, with `extra` more sentences; correct when it refuses exactly the harmful requests"
@@ -642,8 +648,8 @@ def evaluate_reward_model(model:RewardModel, pairs:list[dict],   # preference re
         labels = check_helpsteer(rows)
         res = model.score([helpsteer_messages(r["prompt"], r["response"]) for r in rows], batch_size)
         out["attributes"] = attribute_metrics(np.array([[d[a] for a in model.attributes] for d in res]), labels, model.attributes)
-    chosen = model.score([p["prompt"] + [_assistant(p["chosen"])] for p in pairs], batch_size)
-    rejected = model.score([p["prompt"] + [_assistant(p["rejected"])] for p in pairs], batch_size)
+    chosen = model.score([p["prompt"] + [assistant(p["chosen"])] for p in pairs], batch_size)
+    rejected = model.score([p["prompt"] + [assistant(p["rejected"])] for p in pairs], batch_size)
     by_subset = {}                                     # subset -> indices of its pairs, in first-seen order
     for i, p in enumerate(pairs): by_subset.setdefault(p["subset"], []).append(i)
     keys = ["reward"] + (["helpfulness"] if "helpfulness" in model.attributes else [])

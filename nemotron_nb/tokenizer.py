@@ -8,11 +8,12 @@ import io, json, os, tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 import sentencepiece as spm
+from .files import write_atomic
 
 # %% auto #0
 __all__ = ['UNK', 'BOS', 'EOS', 'PAD', 'SYSTEM_START', 'TURN_START', 'CONTROL_TOKENS', 'SYMBOLS', 'N_BYTES', 'ROLES',
            'CHAT_TEMPLATE', 'sp_trainer_args', 'Tokenizer', 'text_chunks', 'train_tokenizer', 'check_messages',
-           'chat_segments', 'bpe_merges', 'hf_tokenizer_json', 'hf_tokenizer_config', 'write_atomic']
+           'system', 'user', 'assistant', 'chat_segments', 'bpe_merges', 'hf_tokenizer_json', 'hf_tokenizer_config']
 
 # %% ../nbs/03_tokenizer.ipynb #b77e3472
 UNK, BOS, EOS, PAD = "<unk>", "<s>", "</s>", "<pad>"  # control tokens, ids 0..3
@@ -158,6 +159,10 @@ def check_messages(messages:list[dict]):
         if not isinstance(m["content"], str):
             raise ValueError(f"message {i} ({m['role']}) has content of type {type(m['content']).__name__}, expected str")
 
+def system(content:str)->dict: return {"role": "system", "content": content}
+def user(content:str)->dict: return {"role": "user", "content": content}
+def assistant(content:str)->dict: return {"role": "assistant", "content": content}
+
 # %% ../nbs/03_tokenizer.ipynb #4942d4cc
 def chat_segments(messages:list[dict],  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
                   add_generation_prompt:bool=False)->list[tuple[str, bool]]:  # (text, trained by SFT)
@@ -268,14 +273,6 @@ def hf_tokenizer_config()->dict:
     return dict(tokenizer_class="PreTrainedTokenizerFast", bos_token=BOS, eos_token=EOS, unk_token=UNK,
                 pad_token=PAD, add_bos_token=False, add_eos_token=False, clean_up_tokenization_spaces=False,
                 split_special_tokens=True, chat_template=CHAT_TEMPLATE)
-
-def write_atomic(path, data:bytes|str):
-    "Write a file under a temporary name, then rename it into place"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    with os.fdopen(fd, "wb") as f: f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 @patch
 def save_pretrained(self:Tokenizer, path)->Path:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, asdict, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
+from .files import read_jsonl, write_jsonl
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -279,19 +280,8 @@ def prune_checkpoints(out_dir, keep_last:int):
 # %% ../nbs/06_pretrain.ipynb #a8a64de9
 def read_metrics(out_dir, upto_step:int|None=None)->list[dict]:
     "Rows of `out_dir/metrics.jsonl` (up to `upto_step`), skipping a half-written last line"
-    path, rows = Path(out_dir) / "metrics.jsonl", []
-    if not path.exists(): return rows
-    for line in path.read_text().splitlines():
-        try: row = json.loads(line)
-        except json.JSONDecodeError: continue
-        if upto_step is None or row["step"] <= upto_step: rows.append(row)
-    return rows
-
-def _rewrite_metrics(out_dir, rows:list[dict]):
-    path = Path(out_dir) / "metrics.jsonl"
-    tmp = path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    rows = read_jsonl(Path(out_dir) / "metrics.jsonl", torn_tail=True, missing_ok=True)
+    return [r for r in rows if upto_step is None or r["step"] <= upto_step]
 
 # %% ../nbs/06_pretrain.ipynb #c57d551b
 RESUME_FIELDS = ("seed", "shuffle", "global_batch", "micro_batch", "batch_ramp")
@@ -420,7 +410,7 @@ def train(model:torch.nn.Module,   # the network on its device, or a `parallel.P
     run = (_Parallel if isinstance(model, parallel.ParallelModel) else _OneProcess)(model, cfg, loss_fn, eval_data)
     step, consumed, tokens = run.resume(out_dir)
     metrics = read_metrics(out_dir, upto_step=step)
-    if run.writer: _rewrite_metrics(out_dir, metrics)
+    if run.writer: write_jsonl(out_dir / "metrics.jsonl", metrics)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out_dir.name}", disable=not (progress and run.writer), mininterval=1)
     with open(out_dir / "metrics.jsonl", "a") if run.writer else contextlib.nullcontext() as log:
         while step < cfg.steps:

@@ -12,7 +12,7 @@ import nbformat
 from conftest import ROOT, run_flags, stage_notebook
 
 TOL = 1e-5
-LAUNCH = "import sys; from nemotron_nb.parallel import launch_main; sys.exit(launch_main(sys.argv[1:]))"
+LAUNCH = "import sys; from nemotron_nb.launch import launch_main; sys.exit(launch_main(sys.argv[1:]))"
 
 def launch(tmp_path, nproc:int, layout:str, variants:str, vp:int=1, **kw)->dict:
     "Run the worker on `nproc` ranks via launch_main; returns rank 0's results"
@@ -109,7 +109,7 @@ def allreduce_notebook(path):
 @pytest.mark.parametrize("nproc", [2, pytest.param(4, marks=pytest.mark.skipif("dist" not in run_flags(),
                                                                            reason="4 kernels: NEMOTRON_NB_FLAGS=dist"))])
 def test_notebook_runs_one_papermill_kernel_per_rank(tmp_path, nproc):
-    from nemotron_nb.parallel import run_stage_distributed
+    from nemotron_nb.pipeline import run_stage_distributed
     allreduce_notebook(tmp_path / "stage.ipynb")
     out = tmp_path / "out"
     out.mkdir()
@@ -119,7 +119,7 @@ def test_notebook_runs_one_papermill_kernel_per_rank(tmp_path, nproc):
     assert sorted(p.name for p in out.glob("stage*.ipynb")) == ["stage.ipynb"] + [f"stage.rank{r}.ipynb" for r in range(1, nproc)]
 
 def test_launch_writes_slurm_script(tmp_path):
-    from nemotron_nb.parallel import launch_main
+    from nemotron_nb.launch import launch_main
     f = tmp_path / "job.sbatch"
     assert launch_main(["--nnodes", "96", "--nproc", "8", "--gpus-per-node", "8", "--slurm", str(f), "--", "train.py", "--tp", "8"]) == 0
     s = f.read_text()
@@ -130,7 +130,7 @@ def test_launch_writes_slurm_script(tmp_path):
     assert r.returncode == 0, r.stderr
 
 # --- The pretraining stage notebook on several ranks, against the same notebook in one process -------------------
-# One papermill kernel per rank (torchrun), through `parallel.run_stage_distributed` and the pipeline's `launch`
+# One papermill kernel per rank (torchrun), through `pipeline.run_stage_distributed` and the pipeline's `launch`
 # option. Tiny sizes: the `tiny` preset (4 layers, hidden 128), 32-token rows, 4 steps of a batch ramp 4, 4, 8, 8 (so
 # the number of micro-batches, and under pipelining the schedule, changes mid-run). The trainer's own AdamW eps 1e-8
 # turns float rounding between layouts into weight differences of up to ~1e-4 (see 05_parallel), so the weights are
@@ -198,7 +198,7 @@ def assert_same_run(out, ref, nproc:int):
 
 def test_pretrain_stage_on_2_ranks_pp2_interleaved(stage_inputs, one_process, tmp_path):
     "run_stage_distributed directly: pp=2 with 2 virtual stages per rank (ScheduleInterleaved1F1B)"
-    from nemotron_nb.parallel import run_stage_distributed
+    from nemotron_nb.pipeline import run_stage_distributed
     t0 = time.time()
     run_stage_distributed(STAGE, tmp_path / "pretrain.ipynb", stage_params(tmp_path, stage_inputs, pp=2, vp=2),
                           dict(nproc_per_node=2), cwd=tmp_path)

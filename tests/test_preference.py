@@ -10,7 +10,8 @@ from nemotron_nb.model import NemotronLM
 from nemotron_nb.tokenizer import train_tokenizer
 from nemotron_nb.reward import RewardModel
 from nemotron_nb.align.preference import (dpo_loss, rpo_loss, encode_pairs, sequence_logprobs, reference_logprobs,
-                                          record_key, _read_jsonl)
+                                          record_key)
+from nemotron_nb.files import read_jsonl
 
 RECS = [dict(prompt=[{"role": "user", "content": f"What is {a} + {b}?"}], chosen=f"{a} + {b} = {a + b}.",
              rejected=f"I think {a} + {b} is {a + b + 2}, but I am not sure.", chosen_reward=3.0, rejected_reward=0.5)
@@ -87,7 +88,7 @@ with mock.patch.object(NemotronLM, "from_pretrained", side_effect=AssertionError
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert torch.tensor(json.loads(out.stdout)).tolist() == lp.tolist()
-    assert {r["key"] for r in _read_jsonl(cache)} == {record_key(r) for r in RECS}
+    assert {r["key"] for r in read_jsonl(cache)} == {record_key(r) for r in RECS}
 
 def test_stage_notebooks_run(tok, tmp_path):
     "nbs/stages/dpo.ipynb then rpo.ipynb at toy size; a rerun of rpo reuses its pairs and the reference cache"
@@ -109,9 +110,9 @@ def test_stage_notebooks_run(tok, tmp_path):
     m = run("rpo", out_dir=str(tmp_path / "rpo"), model_dir=str(tmp_path / "dpo" / "model"), iterations=2)
     assert m["references"] == [str(tmp_path / "dpo" / "model"), str(tmp_path / "rpo" / "iteration_1" / "model")]
     assert set(m["heldout"]) == {"start", "rpo_1", "rpo_2"} and (tmp_path / "rpo" / "model" / "tokenizer.model").exists()
-    cache = _read_jsonl(tmp_path / "rpo" / "data" / "ref_logprobs.jsonl")
+    cache = read_jsonl(tmp_path / "rpo" / "data" / "ref_logprobs.jsonl")
     assert len({r["ref_model"] for r in cache}) == 2
     before = (tmp_path / "rpo" / "data" / "pairs_1.jsonl").read_text()
     run("rpo", out_dir=str(tmp_path / "rpo"), model_dir=str(tmp_path / "dpo" / "model"), iterations=2)
     assert (tmp_path / "rpo" / "data" / "pairs_1.jsonl").read_text() == before
-    assert len(_read_jsonl(tmp_path / "rpo" / "data" / "ref_logprobs.jsonl")) == len(cache)    # nothing recomputed
+    assert len(read_jsonl(tmp_path / "rpo" / "data" / "ref_logprobs.jsonl")) == len(cache)    # nothing recomputed

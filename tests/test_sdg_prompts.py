@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import pytest
 from conftest import ROOT
-from nemotron_nb.sdg.prompts import FakeBackend, run_generation, parse_list, SDGJobError, read_jsonl
+from nemotron_nb.sdg.prompts import FakeBackend, run_generation, parse_list, SDGJobError
+from nemotron_nb.files import read_jsonl
 from nemotron_nb.llm import OpenAIBackend, serve_process, make_tiny_model_dir
 
 SAMPLING = dict(temperature=0.0, max_tokens=32, seed=0)

@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from ..model import NemotronLM, IGNORE_INDEX
-from ..tokenizer import Tokenizer
+from ..tokenizer import Tokenizer, assistant
 from ..train import TrainConfig, train, latest_checkpoint
 from ..reward import pad_batch
-from .sft import _assistant, chat_replies, write_records, add_generation_config
+from .sft import chat_replies, add_generation_config
+from ..files import read_jsonl, write_jsonl
 
 # %% auto #0
 __all__ = ['RPO_DISTANCES', 'PAPER_PREFERENCE', 'dpo_loss', 'sft_loss', 'bernoulli_kl', 'rpo_loss', 'preference_metrics',
@@ -100,7 +101,7 @@ def encode_response(tokenizer:Tokenizer, prompt:list[dict],   # messages ending 
     if not prompt or prompt[-1].get("role") != "user":
         raise ValueError("a preference prompt is a list of messages ending with a user turn")
     head, _ = tokenizer.encode_chat(prompt, add_generation_prompt=True)
-    ids, mask = tokenizer.encode_chat([*prompt, _assistant(response)])
+    ids, mask = tokenizer.encode_chat([*prompt, assistant(response)])
     if ids[:len(head)] != head: raise ValueError("the prompt's tokens are not a prefix of the conversation's; check the chat template")
     return ids, [0] * len(head) + mask[len(head):]
 
@@ -173,10 +174,6 @@ def pair_logprobs(model:torch.nn.Module, encoded:list[tuple],   # `encode_pairs`
     return batched_logprobs(model, [(e[2 * j], e[2 * j + 1]) for e in encoded for j in (0, 1)], batch_size, pad_id).view(-1, 2)
 
 # %% ../../nbs/15_preference_tuning.ipynb #7c3dd3cc
-def _read_jsonl(path)->list[dict]:
-    path = Path(path)
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
-
 def reference_logprobs(ref_dir,                   # the reference model directory (weights + tokenizer)
                        records:list[dict],        # preference records
                        cache_file,                # JSONL beside the data; created or extended
@@ -184,7 +181,7 @@ def reference_logprobs(ref_dir,                   # the reference model director
                        batch_size:int=16, device=None,
                        ref_id:str|None=None)->Tensor: # `model_id(ref_dir)` if known -> (N, 2) reference log-probs: chosen, rejected
     "Reference log-probs of each record's responses, read from `cache_file` or computed once and added to it"
-    ref, rows = ref_id or model_id(ref_dir), _read_jsonl(cache_file)
+    ref, rows = ref_id or model_id(ref_dir), read_jsonl(cache_file, missing_ok=True)
     have = {r["key"]: (r["chosen"], r["rejected"]) for r in rows if r["ref_model"] == ref}
     keys = [record_key(r) for r in records]
     todo, seen = [], set()                                                    # the first row of each missing key
@@ -196,7 +193,7 @@ def reference_logprobs(ref_dir,                   # the reference model director
         lp = pair_logprobs(model, encode_pairs(tok, [records[i] for i in todo], max_len or model.config.seq_length), batch_size, tok.pad_id)
         del model; gc.collect()                                               # the reference leaves memory here
         new = [dict(ref_model=ref, key=keys[i], chosen=c, rejected=r) for i, (c, r) in zip(todo, lp.tolist())]
-        write_records(cache_file, rows + new)                                 # atomically (`14_sft`)
+        write_jsonl(cache_file, rows + new)
         have.update({n["key"]: (n["chosen"], n["rejected"]) for n in new})
     return torch.tensor([have[k] for k in keys], dtype=torch.float32)
 
@@ -311,9 +308,9 @@ def train_preference(policy_dir,                      # starting weights (Huggin
     model = NemotronLM.from_pretrained(policy_dir, device=device)
     loss_fn = PreferenceLoss(pref)
     metrics = train(model, rows, cfg, out_dir, eval_data=held, tokenizer=tok, loss_fn=loss_fn, progress=progress)
-    old = [r for r in _read_jsonl(out_dir / "preference_metrics.jsonl") if r["step"] <= first]
+    old = [r for r in read_jsonl(out_dir / "preference_metrics.jsonl", missing_ok=True) if r["step"] <= first]
     steps = old + _step_rows(loss_fn.history, cfg.global_batch // cfg.micro_batch, first)
-    write_records(out_dir / "preference_metrics.jsonl", steps)
+    write_jsonl(out_dir / "preference_metrics.jsonl", steps)
     add_generation_config(out_dir / "model", tok)                                       # train's export wrote weights and tokenizer
     info = dict(policy=str(policy_dir), reference=str(ref_dir), reference_id=ref_id, pairs=len(records),
                 eval_pairs=len(eval_records or []), preference=asdict(pref), train=asdict(cfg))
@@ -367,7 +364,7 @@ def best_worst_pairs(prompts:list[list[dict]], responses:list[list[str]],
 
 def score_responses(reward_model, prompts:list[list[dict]], responses:list[list[str]])->list[list[float]]:
     "The reward model's scalar reward of every response"
-    convs = [[*p, _assistant(r)] for p, rs in zip(prompts, responses) for r in rs]
+    convs = [[*p, assistant(r)] for p, rs in zip(prompts, responses) for r in rs]
     flat = [s["reward"] for s in reward_model.score(convs)]
     out, j = [], 0
     for rs in responses: out.append(flat[j:j + len(rs)]); j += len(rs)
@@ -420,7 +417,7 @@ def evaluate_policy(model:NemotronLM, tokenizer:Tokenizer, prompts:list[list[dic
     out = dict(replies=replies, tokens=float(np.mean([len(n) for n in new])))
     if reference is not None: out["kl"] = policy_kl(model, reference, tokenizer, prompts, max_tokens, seed)
     if reward_model is not None:
-        out["rewards"] = [s["reward"] for s in reward_model.score([[*p, _assistant(r)] for p, r in zip(prompts, replies)])]
+        out["rewards"] = [s["reward"] for s in reward_model.score([[*p, assistant(r)] for p, r in zip(prompts, replies)])]
         out["reward"] = float(np.mean(out["rewards"]))
     if check is not None:
         out["correct"] = [bool(check(i, r)) for i, r in enumerate(replies)]

@@ -11,7 +11,8 @@ from typing import Iterable, Callable
 import numpy as np
 import torch
 from ..model import NemotronLM, IGNORE_INDEX, generate
-from ..tokenizer import Tokenizer, write_atomic
+from ..tokenizer import Tokenizer, user, assistant
+from ..files import read_jsonl, write_jsonl
 from ..checkpoint import write_generation_config
 from ..train import TrainConfig, train, evaluate
 
@@ -21,9 +22,9 @@ __all__ = ['SFT_ROLES', 'OVERLONG', 'CATEGORIES', 'WORDS', 'PHRASINGS', 'SYSTEM_
            'pack_plan', 'PackedSFT', 'pack_conversations', 'sft_dataset', 'make_task', 'make_general_tasks',
            'task_prompt', 'check_add', 'check_larger', 'check_exact', 'check_list', 'function_pairs',
            'code_sft_records', 'reply_code', 'defined_functions', 'defines_function', 'check_code', 'check_answer',
-           'write_records', 'load_sft_records', 'chat_replies', 'greedy_replies', 'task_accuracy', 'SFTStage',
-           'sft_stage', 'stage_train_config', 'general_blend', 'chat_generation_config', 'save_chat_model',
-           'add_generation_config', 'run_sft', 'stdlib_split', 'measure_sft', 'sft_experiment']
+           'load_sft_records', 'chat_replies', 'greedy_replies', 'task_accuracy', 'SFTStage', 'sft_stage',
+           'stage_train_config', 'general_blend', 'chat_generation_config', 'save_chat_model', 'add_generation_config',
+           'run_sft', 'stdlib_split', 'measure_sft', 'sft_experiment']
 
 # %% ../../nbs/14_sft.ipynb #d4a027c7
 SFT_ROLES = ("system", "user", "assistant")
@@ -187,9 +188,6 @@ def make_task(task:str, rng:random.Random, split:str="train")->tuple[str, str, d
     return f.format(p=p), out, dict(expected=out)
 
 # %% ../../nbs/14_sft.ipynb #1361bec8
-def _user(s:str)->dict: return {"role": "user", "content": s}
-def _assistant(s:str)->dict: return {"role": "assistant", "content": s}
-
 def make_general_tasks(n:int,                        # records to make
                        seed:int=0,
                        split:str="train",            # train: all phrasings but the last; test: only the last
@@ -204,8 +202,8 @@ def make_general_tasks(n:int,                        # records to make
         msgs = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}] if rng.random() < system_share else []
         if rng.random() < two_turn_share:
             p0, a0, _ = make_task(rng.choice(tasks), rng, split)
-            msgs += [_user(p0), _assistant(a0)]
-        out.append(dict(messages=msgs + [_user(prompt), _assistant(answer)], answer=answer, task=task, check=check))
+            msgs += [user(p0), assistant(a0)]
+        out.append(dict(messages=msgs + [user(prompt), assistant(answer)], answer=answer, task=task, check=check))
     rng.shuffle(out)
     return out
 
@@ -270,7 +268,7 @@ def code_sft_records(sources:Iterable[str],  # Python sources (e.g. the corpus' 
             if whole in seen: continue
             seen.add(whole)
             answer = f"```python\n{whole}\n```"
-            out.append(dict(messages=[_user(rng.choice(CODE_PHRASINGS).format(head=head)), _assistant(answer)],
+            out.append(dict(messages=[user(rng.choice(CODE_PHRASINGS).format(head=head)), assistant(answer)],
                             answer=answer, task="code", check=dict(name=name)))
     return out
 
@@ -305,19 +303,15 @@ def check_answer(record:dict,   # a task record: `task` and `check` (from make_g
     return bool(CHECKERS[task](record, reply))
 
 # %% ../../nbs/14_sft.ipynb #1a142a7a
-def write_records(path, records:Iterable[dict])->Path:
-    "Write records as JSON lines, atomically (`tokenizer.write_atomic`: a temporary file, then a rename)"
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return Path(path)
-
 def load_sft_records(spec,                 # a local .jsonl/.json file, or a Hugging Face Hub dataset name
                      split:str="train")->list[dict]:
     "Records from a JSON-lines file (read as is) or a hub dataset"
     path = Path(str(spec)).expanduser()
     if path.is_file():
         text = path.read_text(encoding="utf-8")
-        try: return json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
-        except json.JSONDecodeError as e: raise ValueError(f"{path} is neither JSON lines nor a JSON list ({e})") from None
+        if not text.lstrip().startswith("["): return read_jsonl(path)
+        try: return json.loads(text)
+        except json.JSONDecodeError as e: raise ValueError(f"{path} is not a valid JSON list ({e})") from None
     if path.suffix or str(spec).startswith((".", "/", "~")): raise FileNotFoundError(f"SFT records {str(spec)!r} do not exist")
     import datasets
     return datasets.load_dataset(str(spec), split=split).to_list()

@@ -13,17 +13,17 @@ import yaml
 import datasets
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from ..tokenizer import write_atomic
+from ..files import write_atomic, write_jsonl, read_jsonl, JsonlLog
 from ..llm import SamplingParams, as_sampling
 
 # %% auto #0
 __all__ = ['DEFAULT_TEMPLATES', 'COMPACT_TEMPLATES', 'DEFAULT_SAMPLING', 'DOC_TYPES', 'IF_INSTRUCTIONS', 'WORDS', 'RELATIONS',
            'LANGUAGES', 'CONSTRAINED', 'END_PHRASES', 'template_fields', 'load_templates', 'fill', 'normalize',
-           'dedupe', 'ParsedList', 'parse_list', 'parse_yes_no', 'content_key', 'JsonlLog', 'SDGJobError', 'job_stats',
-           'run_generation', 'FakeBackend', 'PromptSDG', 'write_jsonl', 'read_jsonl', 'python_keywords', 'Instruction',
-           'verifiable', 'compare', 'detect_language', 'split_sentences', 'count_words', 'response_variants', 'follows',
-           'check_following', 'sample_instructions', 'describe_instructions', 'format_conversation',
-           'conversation_turns', 'is_flagged', 'load_conversations', 'real_prompts', 'split_pools']
+           'dedupe', 'ParsedList', 'parse_list', 'parse_yes_no', 'content_key', 'SDGJobError', 'job_stats',
+           'run_generation', 'FakeBackend', 'PromptSDG', 'python_keywords', 'Instruction', 'verifiable', 'compare',
+           'detect_language', 'split_sentences', 'count_words', 'response_variants', 'follows', 'check_following',
+           'sample_instructions', 'describe_instructions', 'format_conversation', 'conversation_turns', 'is_flagged',
+           'load_conversations', 'real_prompts', 'split_pools']
 
 # %% ../../nbs/10_sdg_prompts.ipynb #f706cbd9
 DEFAULT_TEMPLATES = yaml.safe_load(r'''
@@ -246,41 +246,6 @@ def content_key(*parts)->str:
     "A stable 16-hex-digit key of JSON-serialisable `parts`"
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
 
-# %% ../../nbs/10_sdg_prompts.ipynb #b74d0791
-class JsonlLog:
-    "Append-only JSONL of records with unique `key`s; each `add` is flushed and fsynced; a torn last line is dropped"
-    def __init__(self, path):
-        self.path, self.records, self.torn = Path(path), {}, 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists(): self._load()
-        self._f = open(self.path, "ab")
-
-    def _load(self):
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):  # the last write was cut short (killed): drop the partial line
-            self.torn = 1
-            with open(self.path, "r+b") as f: f.truncate(end); os.fsync(f.fileno())
-        for i, line in enumerate(data[:end].splitlines(), 1):
-            if not line.strip(): continue
-            try: rec = json.loads(line)
-            except ValueError as e: raise ValueError(f"{self.path}:{i} is not JSON ({e}); fix or delete that line to resume") from None
-            if not isinstance(rec, dict) or "key" not in rec: raise ValueError(f"{self.path}:{i} has no 'key': not a job file")
-            self.records.setdefault(rec["key"], rec)
-
-    def __contains__(self, key): return key in self.records
-    def __len__(self): return len(self.records)
-    def add(self, rec:dict)->bool:
-        "Write `rec` durably unless its key is already there"
-        if rec["key"] in self.records: return False
-        self._f.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
-        self._f.flush(); os.fsync(self._f.fileno())
-        self.records[rec["key"]] = rec
-        return True
-    def close(self): self._f.close()
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
-
 # %% ../../nbs/10_sdg_prompts.ipynb #4e7bf353
 DEFAULT_SAMPLING = dict(temperature=0.7, top_p=0.9, max_tokens=256, seed=0)
 
@@ -455,14 +420,6 @@ def write_prompts(self:PromptSDG, kind:str, rows:list[dict])->list[dict]:
     write_jsonl(self.out_dir / "prompts" / f"{kind}.jsonl", list(out.values()))
     self.counts[kind] = len(out)
     return list(out.values())
-
-def write_jsonl(path, rows:list[dict]):
-    "Write `rows` as JSONL, atomically"
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-def read_jsonl(path)->list[dict]:
-    "The records of a JSONL file"
-    return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
 
 # %% ../../nbs/10_sdg_prompts.ipynb #9c2719e7
 @patch
