@@ -15,8 +15,8 @@ from torch.distributed.tensor import DTensor
 from nemotron_nb.config import preset
 from nemotron_nb.model import NemotronLM, lm_loss
 from nemotron_nb.checkpoint import randomize_
-from nemotron_nb.parallel import (init_mesh, parallelize, train_step, eval_step, BatchRamp, save_distributed,
-                                  load_distributed)
+from nemotron_nb.parallel import (init_mesh, parallelize, train_step, eval_step, local_micro_batches, BatchRamp,
+                                  save_distributed, load_distributed)
 
 warnings.filterwarnings("ignore", message=".*FSDP2-wrapped module.*returned a view")
 warnings.filterwarnings("ignore", message=".*sequential all_reduce operations.*")
@@ -100,9 +100,9 @@ def run_variant(mesh, name:str, vp:int, save:str|None, load:str|None)->dict:
     if load:
         first = load_distributed(pm, opt, load)["step"]
     for i, b in enumerate(data[first:], start=first):
-        steps.append(train_step(pm, opt, b, micro_batch=1, max_grad_norm=1.0))
+        steps.append(train_step(pm, opt, local_micro_batches(pm, b, micro_batch=1), max_grad_norm=1.0))
         if save and i + 1 == 2: save_distributed(pm, opt, save, step=2, consumed_samples=sum(len(d["input_ids"]) for d in data[:2]))
-    ev = eval_step(pm, data[0], micro_batch=1)
+    ev = eval_step(pm, local_micro_batches(pm, data[0], micro_batch=1))
     seconds = time.time() - t0
     rec = dict(variant=name, steps=steps, eval_loss=ev["loss"], seconds=round(seconds, 2), first_step=first,
                placements=placements(pm))

@@ -272,7 +272,7 @@ import json, sys, torch, torch.distributed as dist
 from nemotron_nb.config import preset
 from nemotron_nb.model import NemotronLM, lm_loss
 from nemotron_nb.checkpoint import randomize_
-from nemotron_nb.parallel import init_mesh, parallelize, train_step
+from nemotron_nb.parallel import init_mesh, parallelize, train_step, local_micro_batches
 mesh = init_mesh()                                    # CUDA present: NCCL, this rank bound to its GPU
 cfg = preset("tiny_gqa", num_layers=2, seq_length=16)
 g = torch.Generator().manual_seed(0)
@@ -280,7 +280,7 @@ ids = torch.randint(0, cfg.vocab_size, (4, 17), generator=g)
 batch = dict(input_ids=ids[:, :-1], labels=ids[:, 1:])
 ref = randomize_(NemotronLM(cfg), seed=0, std=0.02)
 pm = parallelize(randomize_(NemotronLM(cfg), seed=0, std=0.02).cuda(), mesh)
-out = train_step(pm, torch.optim.AdamW(pm.parameters(), lr=1e-3), batch)
+out = train_step(pm, torch.optim.AdamW(pm.parameters(), lr=1e-3), local_micro_batches(pm, batch))
 loss = lm_loss(ref(batch["input_ids"]), batch["labels"]).item()
 json.dump(dict(backend=dist.get_backend(), device=str(pm.device), loss=out["loss"], ref=loss), open(sys.argv[1], "w"))
 dist.destroy_process_group()
