@@ -25,13 +25,13 @@ from .files import write_atomic, file_manifest, manifest_problems
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['MESH_DIMS', 'SEQ_MULTIPLE', 'MANIFEST', 'free_port', 'init_mesh', 'block_plan', 'outer_plan', 'describe_style',
-           'plan_table', 'apply_tp', 'stage_layer_ids', 'rank_stage_ids', 'pipeline_table', 'stage_view',
-           'split_for_pipeline', 'apply_fsdp', 'language_model', 'ParallelModel', 'parallelize', 'LossSum', 'ce_sum',
-           'lm_loss_sum', 'DivergenceError', 'clip_grad_norm', 'pipeline_schedule', 'dp_share', 'local_micro_batches',
-           'fit_length', 'run_micro_batches', 'train_step', 'eval_step', 'BatchRamp', 'UntrustedCheckpointError',
-           'is_rank0', 'barrier', 'check_checkpoint', 'save_distributed', 'load_distributed', 'checkpoint_state_dict',
-           'export_hf']
+__all__ = ['MESH_DIMS', 'SEQ_MULTIPLE', 'MANIFEST', 'free_port', 'init_mesh', 'mesh_for', 'end_distributed', 'block_plan',
+           'outer_plan', 'describe_style', 'plan_table', 'apply_tp', 'stage_layer_ids', 'rank_stage_ids',
+           'pipeline_table', 'stage_view', 'split_for_pipeline', 'apply_fsdp', 'language_model', 'ParallelModel',
+           'parallelize', 'LossSum', 'ce_sum', 'lm_loss_sum', 'DivergenceError', 'clip_grad_norm', 'pipeline_schedule',
+           'dp_share', 'local_micro_batches', 'fit_length', 'run_micro_batches', 'train_step', 'eval_step', 'BatchRamp',
+           'UntrustedCheckpointError', 'is_rank0', 'barrier', 'check_checkpoint', 'save_distributed',
+           'load_distributed', 'checkpoint_state_dict', 'export_hf']
 
 # %% ../nbs/05_parallel.ipynb #23f3ce1b
 from .planner import estimate
@@ -59,6 +59,16 @@ def init_mesh(dp:int=1, pp:int=1, tp:int=1,
         if device_type == "cuda": torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return init_device_mesh(device_type, (dp, pp, tp), mesh_dim_names=MESH_DIMS)
+
+# %% ../nbs/05_parallel.ipynb #d7e2a011
+def mesh_for(dp:int=1, pp:int=1, tp:int=1)->DeviceMesh|None:
+    "The mesh of a run with this layout, or None for one plain process"
+    distributed = dp * pp * tp > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return init_mesh(dp, pp, tp) if distributed else None
+
+def end_distributed():
+    "Close the process group, if one is open"
+    if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/05_parallel.ipynb #a88478d5
 def block_plan(sequence_parallel:bool=True)->dict:

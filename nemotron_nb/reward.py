@@ -711,11 +711,13 @@ def reward_experiment(base_dir,                       # base model directory (Hu
         else:
             data, held = PairRows(rows, preference_pairs(train_rows)), PairRows(eval_rows, preference_pairs(val_rows))
             loss_fn = bt_loss_sum
+        held_buckets, dp = LengthBuckets(held, batch_tokens, seed), 1 if mesh is None else mesh["dp"].size()
+        n_eval = min(8, len(held_buckets)) // dp * dp     # held-out buckets: up to 8, split evenly over the dp ranks
         c = TrainConfig(steps=steps, global_batch=global_batch, micro_batch=1, lr=lr, min_lr=min_lr,
                         warmup_steps=min(warmup_steps, steps // 2), weight_decay=weight_decay, eval_every=eval_every,
-                        eval_batches=8, save_every=max(1, steps // 5), keep_last=1, seed=seed)
+                        eval_batches=max(1, n_eval), save_every=max(1, steps // 5), keep_last=1, seed=seed)
         log = train(parallelize(model, mesh), LengthBuckets(data, batch_tokens, seed, sort_buckets), c, run_dir,
-                    eval_data=LengthBuckets(held, batch_tokens, seed), loss_fn=loss_fn, progress=progress)
+                    eval_data=held_buckets if n_eval else None, loss_fn=loss_fn, progress=progress)
         if not is_rank0(): continue                    # rank 0 evaluates the trained model, whole, as written
         ev = evaluate_reward_model(RewardModel.from_pretrained(run_dir / "model"), pairs,
                                    val_rows if kind == "regression" else None)

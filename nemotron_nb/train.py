@@ -295,9 +295,10 @@ def check_batches(c:TrainConfig, dp:int, eval_rows:int):
             name = "global_batch" if b == c.global_batch else f"the ramp's batch after {at} samples"
             raise ValueError(f"{name}={b} is not divisible by dp={dp} x micro_batch={c.micro_batch}: each data-parallel "
                              "rank runs whole micro-batches")
-    if eval_rows % unit:
-        raise ValueError(f"{eval_rows} held-out rows (eval_batches={c.eval_batches} x micro_batch={c.micro_batch}) "
-                         f"are not divisible by dp={dp} x micro_batch: make eval_batches a multiple of dp={dp}")
+    if -(-eval_rows // c.micro_batch) % dp:                  # the last held-out micro-batch may be short
+        raise ValueError(f"{eval_rows} held-out rows make {-(-eval_rows // c.micro_batch)} micro-batches of "
+                         f"micro_batch={c.micro_batch}, which do not split over dp={dp}: make eval_batches a multiple "
+                         f"of dp={dp}")
 
 def _resume(pm:ParallelModel, optimizer, scheduler, out_dir, c:TrainConfig)->tuple[int, int, int]:
     "Load the newest usable checkpoint into this layout, if any: (step, consumed samples, tokens)"
