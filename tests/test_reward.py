@@ -7,8 +7,9 @@ from conftest import ROOT
 from nemotron_nb.config import preset
 from nemotron_nb.model import NemotronLM
 from nemotron_nb.tokenizer import train_tokenizer
-from nemotron_nb.reward import (RewardModel, pad_batch, last_token_index, synthetic_helpsteer, helpsteer_messages,
-                                ATTRIBUTES, HEAD_FILE, REWARD_CONFIG)
+from nemotron_nb.reward import (RewardModel, pad_batch, last_token_index, helpsteer_messages, ATTRIBUTES, HEAD_FILE,
+                                REWARD_CONFIG)
+from nemotron_nb.synthetic_ratings import synthetic_helpsteer
 
 CONVS = [
     [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "2 + 3 = 5."}],
