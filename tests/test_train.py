@@ -113,3 +113,66 @@ def test_lr_follows_consumed_samples_under_a_batch_ramp(tmp_path):
     resumed = run(ramped, "resumed")
     full = run(ramped, "ramped")
     assert [(r["lr"], r["loss"]) for r in resumed] == [(r["lr"], r["loss"]) for r in full]
+
+# --- Nothing lost, nothing silent (issue 10, section 3, items 3, 6, 7) ---------------------------------------------
+def _rows(n=32, T=16, seed=0):
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 100, (n, T + 1), generator=g)
+    return [dict(input_ids=r[:-1], labels=r[1:], position_ids=torch.arange(T)) for r in ids]
+
+def _model():
+    import torch
+    from nemotron_nb.config import preset
+    from nemotron_nb.model import NemotronLM
+    torch.manual_seed(0)
+    return NemotronLM(preset("tiny_gqa", vocab_size=128, seq_length=16))
+
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    "lr 1e4: the run stops at the first non-finite step, naming it; checkpoints on disk stay finite; no model/ is written"
+    import math, torch
+    from nemotron_nb.train import TrainConfig, train, latest_checkpoint, read_metrics
+    from nemotron_nb.parallel import DivergenceError, checkpoint_state_dict
+    c = TrainConfig(steps=40, global_batch=4, micro_batch=4, lr=1e4, min_lr=0.0, warmup_steps=0, save_every=1, keep_last=2)
+    with pytest.raises(DivergenceError, match=r"^step \d+ of .*not finite.*no model/ was written"):
+        train(_model(), _rows(), c, tmp_path, progress=False)
+    assert not (tmp_path / "model").exists()
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt is not None and all(torch.isfinite(v).all() for v in checkpoint_state_dict(ckpt).values())
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) for r in read_metrics(tmp_path))
+
+def test_resume_refuses_a_changed_learning_rate_and_fewer_steps(tmp_path):
+    from nemotron_nb.train import TrainConfig, train
+    c = TrainConfig(steps=4, global_batch=4, micro_batch=4, lr=1e-3, warmup_steps=1, save_every=2)
+    train(_model(), _rows(), c, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="was written with lr=0.001, this run has lr=0.002"):
+        train(_model(), _rows(), replace(c, steps=8, lr=2e-3), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="has already done 4 steps, this run asks for steps=2"):
+        train(_model(), _rows(), replace(c, steps=2), tmp_path, progress=False)
+
+def test_a_truncated_checkpoint_state_falls_back_to_the_previous_one(tmp_path):
+    from nemotron_nb.train import TrainConfig, train
+    c = TrainConfig(steps=6, global_batch=4, micro_batch=4, lr=1e-3, warmup_steps=1, decay_steps=5, save_every=2, keep_last=3)
+    full = train(_model(), _rows(), c, tmp_path / "full", progress=False)
+    train(_model(), _rows(), replace(c, steps=4), tmp_path / "cut", progress=False)
+    state = tmp_path / "cut" / "checkpoints" / "step_000004" / "state.json"
+    state.write_text(state.read_text()[:40])                           # a crash while writing it
+    with pytest.warns(UserWarning, match="step_000004 cannot be resumed from: state.json is unreadable"):
+        resumed = train(_model(), _rows(), c, tmp_path / "cut", progress=False)
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in full]
+
+def test_a_checkpoint_changed_after_saving_is_not_unpickled(tmp_path):
+    "DCP unpickles .metadata: export_hf and resume refuse files that differ from the manifest, or no manifest"
+    from nemotron_nb.train import TrainConfig, train
+    from nemotron_nb.parallel import export_hf, UntrustedCheckpointError, MANIFEST
+    train(_model(), _rows(), TrainConfig(steps=2, global_batch=4, micro_batch=4, warmup_steps=1), tmp_path, progress=False)
+    ckpt = tmp_path / "checkpoints" / "step_000002"
+    (ckpt / ".metadata").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")   # a pickle that would run a command
+    with pytest.raises(UntrustedCheckpointError, match=r"\.metadata has .* bytes"):
+        export_hf(ckpt, tmp_path / "hf")
+    (ckpt / MANIFEST).unlink()
+    with pytest.raises(UntrustedCheckpointError, match="has no manifest.json"):
+        export_hf(ckpt, tmp_path / "hf")
+    with pytest.raises(UntrustedCheckpointError, match="has no manifest.json"):
+        train(_model(), _rows(), TrainConfig(steps=3, global_batch=4, micro_batch=4, warmup_steps=1), tmp_path,
+              progress=False)
