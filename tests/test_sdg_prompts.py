@@ -9,7 +9,9 @@ import pytest
 from conftest import ROOT
 from nemotron_nb.sdg.prompts import FakeBackend, run_generation, parse_list, SDGJobError
 from nemotron_nb.files import read_jsonl
-from nemotron_nb.llm import OpenAIBackend, serve_process, make_tiny_model_dir
+from nemotron_nb.llm import OpenAIBackend
+from nemotron_nb.llm.server import serve_process
+from nemotron_nb.testing import make_tiny_model_dir
 
 SAMPLING = dict(temperature=0.0, max_tokens=32, seed=0)
 
