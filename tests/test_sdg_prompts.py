@@ -1,12 +1,13 @@
 """Synthetic-prompt jobs (`nemotron_nb.sdg.jobs`, `nemotron_nb.sdg.prompts`): a job killed with SIGKILL and rerun
-loses and duplicates nothing; endpoint failures, malformed server JSON, empty generations and unknown sampling
-parameters give clear errors and keep the partial results; the `sdg_prompts` stage runs on the torch backend and through `nemotron-nb serve` + the OpenAI backend."""
+loses and duplicates nothing; a second run of a job while the first runs is refused at once; endpoint failures,
+malformed server JSON, empty generations and unknown sampling parameters give clear errors and keep the partial
+results; the `sdg_prompts` stage runs on the torch backend and through `nemotron-nb serve` + the OpenAI backend."""
 import json, os, signal, subprocess, sys, textwrap, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import pytest
 from conftest import ROOT
-from nemotron_nb.files import read_jsonl
+from nemotron_nb.files import BusyError, read_jsonl
 from nemotron_nb.llm import OpenAIBackend
 from nemotron_nb.llm.server import serve_process
 from nemotron_nb.sdg.jobs import run_generation
@@ -62,6 +63,28 @@ def test_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path):
         assert r["ok"] and r["response"] == FakeBackend.reply(r["task"]["messages"][-1]["content"])
     stats = json.loads((tmp_path / "killed.stats.json").read_text())
     assert (stats["requested"], stats["produced"], stats["missing"], stats["error"]) == (40, 40, 0, None)
+
+def test_second_run_of_a_job_is_refused_while_the_first_runs(tmp_path):
+    "Two runs of one job at once: the second is refused at once, naming the job and its file; the first finishes alone"
+    path = tmp_path / "busy.jsonl"
+    script = CHILD.format(tests=str(ROOT / "tests"), out=str(tmp_path), job="busy")
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while lines(path) < 2 and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.01)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        fb, t0 = FakeBackend(), time.monotonic()
+        with pytest.raises(BusyError) as e:
+            run_generation("busy", tasks(), fb, SAMPLING, tmp_path, listed, batch_size=2, progress=False)
+        assert time.monotonic() - t0 < 5 and fb.calls == 0                    # at once, asking the model nothing
+        assert f"job 'busy' is already running: another run holds the lock on {path}" in str(e.value)
+        assert proc.wait(120) == 0, proc.stderr.read().decode()[-2000:]
+    finally:
+        if proc.poll() is None: proc.kill()
+    on_disk = read_jsonl(path)
+    assert len(on_disk) == 40 == len({r["key"] for r in on_disk})                  # the first run alone wrote them
+    assert json.loads((tmp_path / "busy.stats.json").read_text())["produced"] == 40
+    assert len(run_generation("busy", tasks(), FakeBackend(), SAMPLING, tmp_path, listed, progress=False)) == 40
 
 class Stub(BaseHTTPRequestHandler):
     "An OpenAI-compatible endpoint that misbehaves as `self.server.mode` says"

@@ -8,7 +8,7 @@ import dataclasses, hashlib, json, time
 from pathlib import Path
 from typing import Callable
 from tqdm.auto import tqdm
-from ..files import JsonlLog, write_atomic
+from ..files import JsonlLog, locked, write_atomic
 from ..llm import BatchError, as_sampling
 
 # %% auto #0
@@ -120,7 +120,9 @@ def run_generation(name:str,                   # job name: records go to `<out_d
     sampling, parse, path = as_sampling(sampling), parse or _as_text, Path(out_dir) / f"{name}.jsonl"
     keyed = {}
     for t in tasks: keyed.setdefault(content_key(name, t, sampling.to_dict()), t)
-    with JsonlLog(path) as log:
+    busy = (f"job {name!r} is already running: another run holds the lock on {path}; wait for it to finish "
+            "(or stop it), then run again to resume after its records")
+    with locked(path, busy), JsonlLog(path) as log:
         return _run_job(name, keyed, log, backend, sampling, parse, batch_size, retries, progress)
 
 # %% ../../nbs/10_sdg_jobs.ipynb #bc36430e
