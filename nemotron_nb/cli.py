@@ -31,7 +31,7 @@ COMMANDS = {
     "presets": "nemotron_nb.cli:presets_main",
     "pipeline": "nemotron_nb.pipeline:pipeline_main",
     "launch": "nemotron_nb.launch:launch_main",
-    "serve": "nemotron_nb.llm:serve_main",
+    "serve": "nemotron_nb.llm.server:serve_main",
 }
 
 def main(argv:list[str]|None=None):

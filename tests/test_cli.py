@@ -36,7 +36,7 @@ def test_launch_is_a_subcommand(tmp_path):
 def test_serve_is_a_subcommand(tmp_path):
     "`nemotron-nb serve DIR --port 0` answers the OpenAI models route on loopback"
     import httpx, re
-    from nemotron_nb.llm import make_tiny_model_dir
+    from nemotron_nb.testing import make_tiny_model_dir
     model_dir = make_tiny_model_dir(tmp_path / "tiny-chat", vocab_size=512)
     proc = subprocess.Popen(["nemotron-nb", "serve", str(model_dir), "--port", "0", "--threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,9 +1,12 @@
-"""Inference backends over real HTTP: `nemotron-nb serve` in its own process, flaky and dead endpoints."""
+"""Inference backends over real HTTP: `nemotron-nb serve` in its own process, flaky and dead endpoints; every
+backend class satisfies the `Backend` protocol."""
 import json, socket, subprocess, sys, threading, textwrap, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx, pytest
-from nemotron_nb.llm import (ATTRIBUTES, BatchError, CachedBackend, OpenAIBackend, SamplingParams, TorchBackend,
-                             make_tiny_model_dir, serve_process)
+from nemotron_nb.llm import Backend, BatchError, CachedBackend, OpenAIBackend, SamplingParams, TorchBackend
+from nemotron_nb.llm.server import serve_process
+from nemotron_nb.reward import ATTRIBUTES
+from nemotron_nb.testing import make_tiny_model_dir
 
 CONVS = [[{"role": "user", "content": f"Tell me about the number {i}." + " Really." * (i % 4)}] for i in range(10)]
 CONVS[1] = [{"role": "system", "content": "Be brief."}, CONVS[1][0], {"role": "assistant", "content": "It is odd."},
@@ -52,7 +55,9 @@ def test_serve_refuses_bad_requests(server):
 
 REWARD_SERVER = textwrap.dedent("""
     import sys
-    from nemotron_nb.llm import TorchBackend, ChatServer, ATTRIBUTES
+    from nemotron_nb.llm import TorchBackend
+    from nemotron_nb.llm.server import ChatServer
+    from nemotron_nb.reward import ATTRIBUTES
     class Scorer:
         def score(self, conversations):
             return [{a: len(c[-1]["content"]) / (k + 1) for k, a in enumerate(ATTRIBUTES)} for c in conversations]
@@ -75,7 +80,8 @@ def test_reward_scores_over_http(model_dir):
         r = httpx.post(url + "/chat/completions", json=dict(model="rm", messages=convs[0]), timeout=60).json()
         assert [e["token"] for e in r["choices"][0]["logprobs"]["content"]][:5] == list(ATTRIBUTES)
     finally:
-        proc.terminate(); proc.wait(10)
+        proc.terminate()
+        proc.wait(10)
 
 
 class Flaky(BaseHTTPRequestHandler):
@@ -89,11 +95,14 @@ class Flaky(BaseHTTPRequestHandler):
         n = Flaky.attempts.count(text)
         if text == "slow" and n == 1: time.sleep(1.0)
         status = 500 if text == "doomed" else {1: 429, 2: 500}.get(n, 200) if text.startswith("flaky") else 200
-        body = {"choices": [{"message": {"role": "assistant", "content": text[::-1]}}]} if status == 200 else {"error": {"message": "busy"}}
-        data = b"<html>502 proxy</html>" if text == "bad" else json.dumps({"choices": []} if text == "bare" else body).encode()
+        ok = {"choices": [{"message": {"role": "assistant", "content": text[::-1]}}]}
+        body = ok if status == 200 else {"error": {"message": "busy"}}
+        data = json.dumps({"choices": []} if text == "bare" else body).encode()
+        if text == "bad": data = b"<html>502 proxy</html>"
         self.send_response(status)
         if status == 429: self.send_header("Retry-After", "0")
-        self.send_header("Content-Length", str(len(data))); self.end_headers()
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
         try: self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError): pass   # the client timed out and left
 
@@ -104,7 +113,8 @@ def flaky():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown(); srv.server_close()
+    srv.shutdown()
+    srv.server_close()
 
 
 msgs = lambda *ts: [[{"role": "user", "content": t}] for t in ts]
@@ -130,7 +140,8 @@ def test_one_failure_keeps_the_batch(flaky, tmp_path):
 
 def test_unreachable_endpoint_is_a_clear_error():
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     b = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=1, backoff=0.01)
     with pytest.raises(BatchError, match="cannot reach .* is the server running") as ei: b.generate(msgs("a", "b"))
     assert ei.value.results == [None, None] and b.retries == 2
@@ -144,3 +155,14 @@ def test_timeout_is_retried_then_reported(flaky):
     with pytest.raises(BatchError, match="Timeout") as ei:
         OpenAIBackend(flaky, "m", timeout=0.3, max_retries=0).generate(msgs("slow", "plain"))
     assert ei.value.results == [None, "nialp"]
+
+
+def test_backends_satisfy_the_protocol(model_dir, tmp_path):
+    "The torch backend, the cache around it and the HTTP client all have `model_id`, `generate` and `score`"
+    torch_backend = TorchBackend(model_dir, device="cpu")
+    for b in (torch_backend, CachedBackend(torch_backend, tmp_path), OpenAIBackend("http://127.0.0.1:9/v1", "m")):
+        assert isinstance(b, Backend), b
+    class GenerateOnly:
+        model_id = "m"
+        def generate(self, conversations, sampling=None): return []
+    assert not isinstance(GenerateOnly(), Backend)
