@@ -4,12 +4,12 @@
 
 # %% ../nbs/00_config.ipynb #80d5ac4a
 from __future__ import annotations
-import math
+import math, numbers
 from dataclasses import dataclass, asdict, fields, replace
 
 # %% auto #0
-__all__ = ['PRESETS', 'ModelConfig', 'validate_config', 'preset', 'layer_params', 'param_counts', 'matmul_params',
-           'flops_per_token', 'preset_table', 'human']
+__all__ = ['INT_FIELDS', 'FLOAT_FIELDS', 'PRESETS', 'ModelConfig', 'validate_config', 'preset', 'layer_params', 'param_counts',
+           'matmul_params', 'flops_per_token', 'preset_table', 'human']
 
 # %% ../nbs/00_config.ipynb #fc8b6ac4
 @dataclass(frozen=True)
@@ -41,19 +41,36 @@ class ModelConfig:
     @property
     def kv_channels(self)->int: return self.head_dim * self.num_query_groups
 
+_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
+
 # %% ../nbs/00_config.ipynb #d015518f
 def _divisors(n:int, near:int)->list[int]:
     "Up to 4 divisors of `n` closest to `near`, to suggest a fix"
     ds = [d for d in range(1, n + 1) if n % d == 0]
     return sorted(sorted(ds, key=lambda d: abs(d - near))[:4])
 
-def validate_config(c:ModelConfig):
-    "Raise `ValueError` naming the field if `c` cannot describe a working network"
-    for f in ("vocab_size", "hidden_size", "ffn_hidden_size", "num_layers", "num_attention_heads",
-              "num_query_groups", "seq_length"):
+INT_FIELDS = ("vocab_size", "hidden_size", "ffn_hidden_size", "num_layers", "num_attention_heads",
+              "num_query_groups", "seq_length")
+FLOAT_FIELDS = ("rotary_percentage", "rotary_base", "layernorm_epsilon", "init_std")
+
+def _check_types(c:ModelConfig):
+    "Raise `ValueError` naming the first field whose value has the wrong type, or is not a finite number"
+    for f in INT_FIELDS:
         v = getattr(c, f)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise ValueError(f"{f}={v!r} must be a positive integer")
+    for f in FLOAT_FIELDS:
+        v = getattr(c, f)
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise ValueError(f"{f}={v!r} is a {type(v).__name__}; give a number, e.g. {f}={_DEFAULTS[f]!r}")
+        if not math.isfinite(v): raise ValueError(f"{f}={v} must be a finite number")
+    if not isinstance(c.untie_embeddings, bool):
+        raise ValueError(f"untie_embeddings={c.untie_embeddings!r} must be True or False")
+    if not isinstance(c.name, str): raise ValueError(f"name={c.name!r} must be a str")
+
+def validate_config(c:ModelConfig):
+    "Raise `ValueError` naming the field if `c` cannot describe a working network"
+    _check_types(c)
     if c.hidden_size % c.num_attention_heads:
         raise ValueError(f"num_attention_heads={c.num_attention_heads} must divide hidden_size={c.hidden_size}; "
                          f"try one of {_divisors(c.hidden_size, c.num_attention_heads)}")
