@@ -13,8 +13,8 @@ from .model import NemotronLM
 from .files import atomic_dir, write_atomic
 
 # %% auto #0
-__all__ = ['hf_config', 'config_from_hf', 'save_pretrained', 'write_generation_config', 'read_safetensors',
-           'load_state_dict_strict', 'from_pretrained', 'randomize_', 'rng_state', 'set_rng_state',
+__all__ = ['HF_REQUIRED', 'hf_config', 'config_from_hf', 'save_pretrained', 'write_generation_config', 'shard_files',
+           'read_safetensors', 'load_state_dict_strict', 'from_pretrained', 'randomize_', 'rng_state', 'set_rng_state',
            'save_training_checkpoint', 'load_training_checkpoint']
 
 # %% ../nbs/02_checkpoint.ipynb #38e7dd50
@@ -31,20 +31,28 @@ def hf_config(c:ModelConfig, **extra)->dict:
         attention_bias=False, mlp_bias=False, attention_dropout=0.0, torch_dtype="float32",
         nemotron_nb=dict(name=c.name), **extra)
 
+HF_REQUIRED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+
 def config_from_hf(d:dict)->ModelConfig:
     "A `ModelConfig` from a Hugging Face Nemotron `config.json` dict"
-    if d.get("model_type") != "nemotron": raise ValueError(f"config.json has model_type={d.get('model_type')!r}, expected 'nemotron'")
+    if not isinstance(d, dict): raise ValueError(f"config.json must hold a JSON object, got {type(d).__name__}")
+    if d.get("model_type") != "nemotron":
+        raise ValueError(f"config.json has model_type={d.get('model_type')!r}, expected 'nemotron'")
+    if missing := [k for k in HF_REQUIRED if k not in d]: raise ValueError(f"config.json lacks {missing}")
     rope = d.get("rope_parameters") or {}
     heads = d["num_attention_heads"]
-    return ModelConfig(
-        name=(d.get("nemotron_nb") or {}).get("name", "custom"), vocab_size=d["vocab_size"],
-        hidden_size=d["hidden_size"], ffn_hidden_size=d["intermediate_size"], num_layers=d["num_hidden_layers"],
-        num_attention_heads=heads, num_query_groups=d.get("num_key_value_heads") or heads,
-        seq_length=d.get("max_position_embeddings", 4096),
-        rotary_percentage=rope.get("partial_rotary_factor", d.get("partial_rotary_factor", 0.5)),
-        rotary_base=rope.get("rope_theta", d.get("rope_theta", 10000.0)),
-        layernorm_epsilon=d.get("norm_eps", 1e-5), init_std=d.get("initializer_range", 0.02),
-        untie_embeddings=not d.get("tie_word_embeddings", False))
+    try:
+        return ModelConfig(
+            name=(d.get("nemotron_nb") or {}).get("name", "custom"), vocab_size=d["vocab_size"],
+            hidden_size=d["hidden_size"], ffn_hidden_size=d["intermediate_size"], num_layers=d["num_hidden_layers"],
+            num_attention_heads=heads, num_query_groups=d.get("num_key_value_heads") or heads,
+            seq_length=d.get("max_position_embeddings", 4096),
+            rotary_percentage=rope.get("partial_rotary_factor", d.get("partial_rotary_factor", 0.5)),
+            rotary_base=rope.get("rope_theta", d.get("rope_theta", 10000.0)),
+            layernorm_epsilon=d.get("norm_eps", 1e-5), init_std=d.get("initializer_range", 0.02),
+            untie_embeddings=not d.get("tie_word_embeddings", False))
+    except ValueError as e:  # our field names; the file's are in hf_config
+        raise ValueError(f"config.json describes no valid model: {e} (see hf_config for the key of each field)") from None
 
 # %% ../nbs/02_checkpoint.ipynb #07f0bd48
 def save_pretrained(model:NemotronLM, path,
@@ -70,14 +78,32 @@ def write_generation_config(path,                    # a model directory
     "Write `generation_config.json` into `path` atomically (a temporary file, then a rename)"
     return write_atomic(Path(path) / "generation_config.json", json.dumps(dict(do_sample=False, **generation_config), indent=2))
 
+def shard_files(path)->list[Path]:
+    "The shard files `model.safetensors.index.json` names: each must be a file inside the model directory `path`"
+    index = Path(path) / "model.safetensors.index.json"
+    try: weight_map = json.loads(index.read_text())["weight_map"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{index} is not a safetensors index: it needs a 'weight_map' of tensor name -> shard "
+                         f"file ({type(e).__name__}: {e})") from None
+    if not isinstance(weight_map, dict): raise ValueError(f"{index}: 'weight_map' must map tensor names to files")
+    for name, shard in weight_map.items():
+        inside = isinstance(shard, str) and not os.path.isabs(shard) and not os.path.normpath(shard).startswith("..")
+        if not inside:
+            raise ValueError(f"{index}: tensor {name!r} points to {shard!r}, outside {path}; an index may name only "
+                             "shard files inside its own directory")
+    return [Path(path) / shard for shard in sorted(set(weight_map.values()))]
+
 def read_safetensors(path)->dict:
     "All tensors of a model directory: `model.safetensors` or the shards its index names"
     path = Path(path)
     if (path / "model.safetensors").exists(): return load_file(str(path / "model.safetensors"))
-    index = path / "model.safetensors.index.json"
-    if not index.exists(): raise FileNotFoundError(f"{path} has neither model.safetensors nor model.safetensors.index.json")
+    if not (path / "model.safetensors.index.json").exists():
+        raise FileNotFoundError(f"{path} has neither model.safetensors nor model.safetensors.index.json")
     sd = {}
-    for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())): sd.update(load_file(str(path / shard)))
+    for shard in shard_files(path):
+        if not shard.is_file(): raise FileNotFoundError(f"{shard} is named by {path}/model.safetensors.index.json "
+                                                        "but does not exist")
+        sd.update(load_file(str(shard)))
     return sd
 
 def load_state_dict_strict(model:torch.nn.Module, sd:dict, source:str="checkpoint"):
@@ -88,7 +114,11 @@ def load_state_dict_strict(model:torch.nn.Module, sd:dict, source:str="checkpoin
     if extra: raise ValueError(f"{source} has unexpected tensor(s) {extra[:5]}{' ...' if len(extra) > 5 else ''}")
     for k, v in sd.items():
         if v.shape != want[k].shape:
-            raise ValueError(f"{source}: tensor {k} has shape {tuple(v.shape)}, the model expects {tuple(want[k].shape)}")
+            raise ValueError(f"{source}: tensor {k} has shape {tuple(v.shape)}, the model expects "
+                             f"{tuple(want[k].shape)}")
+        if v.is_floating_point() != want[k].is_floating_point():
+            raise ValueError(f"{source}: tensor {k} has dtype {v.dtype} where the model holds {want[k].dtype}; "
+                             "loading would cast it silently: write the checkpoint with floating-point weights")
     model.load_state_dict(sd)
     return model
 
@@ -96,7 +126,8 @@ def from_pretrained(path, dtype=None, device=None)->NemotronLM:
     "A `NemotronLM` from a Hugging Face-layout directory"
     path = Path(path)
     if not (path / "config.json").exists(): raise FileNotFoundError(f"{path}/config.json not found")
-    cfg = config_from_hf(json.loads((path / "config.json").read_text()))
+    try: cfg = config_from_hf(json.loads((path / "config.json").read_text()))
+    except ValueError as e: raise ValueError(f"{path / 'config.json'}: {e}") from None
     with torch.device("meta"): model = NemotronLM(cfg)
     model = model.to_empty(device=device or "cpu")
     model.inv_freq.copy_(__import__("nemotron_nb.model", fromlist=["rope_freqs"]).rope_freqs(cfg.rotary_dim, cfg.rotary_base))
