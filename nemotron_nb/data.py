@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_data.ipynb #74bbe3e3
 from __future__ import annotations
-import ast, hashlib, itertools, json, math, os, re, shutil, struct, sys, sysconfig, tempfile, time, warnings, zlib
+import ast, difflib, hashlib, itertools, json, math, numbers, os, re, shutil, struct, sys, sysconfig, tempfile, time
+import warnings, zlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,12 +15,13 @@ from .model import IGNORE_INDEX
 from .files import atomic_dir, write_jsonl
 
 # %% auto #0
-__all__ = ['FILE_BUILDERS', 'TOKENIZER_PROBE', 'PRETRAIN_BLEND', 'CORPUS_SOURCES', 'CORPUS_VERSION', 'load_source',
-           'check_weights', 'greedy_blend', 'epoch_order', 'blend_indices', 'row_from_stream', 'tokenizer_fingerprint',
-           'text_fingerprint', 'tokenize_source', 'PackedDataset', 'check_seq_len', 'check_vocab', 'pack_sources',
-           'source_kind', 'reference_sections', 'stdlib_modules', 'docstrings', 'first_paragraph', 'qa_text',
-           'reference_qa', 'api_qa', 'read_mo', 'catalog_docs', 'cldr_docs', 'heldout_split', 'corpus_manifest',
-           'corpus_files', 'load_corpus', 'build_default_corpus', 'default_blend']
+__all__ = ['FILE_BUILDERS', 'TOKENIZER_PROBE', 'KINDS', 'PRETRAIN_BLEND', 'CORPUS_SOURCES', 'CORPUS_VERSION', 'load_source',
+           'check_weights', 'check_num_rows', 'greedy_blend', 'epoch_order', 'blend_indices', 'row_from_stream',
+           'tokenizer_fingerprint', 'text_fingerprint', 'tokenize_source', 'PackedDataset', 'check_seq_len',
+           'check_vocab', 'pack_sources', 'source_kind', 'reference_sections', 'stdlib_modules', 'docstrings',
+           'first_paragraph', 'qa_text', 'reference_qa', 'api_qa', 'read_mo', 'catalog_docs', 'cldr_docs',
+           'heldout_split', 'corpus_manifest', 'corpus_files', 'load_corpus', 'build_default_corpus', 'check_blend',
+           'default_blend']
 
 # %% ../nbs/04_data.ipynb #8a0a0f4c
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".txt": "text", ".parquet": "parquet", ".csv": "csv"}
@@ -83,6 +85,13 @@ def check_weights(weights,             # one non-negative weight per source
                          "give at least one source a positive weight")
     return w / w.sum()
 
+def check_num_rows(num_rows, name:str="num_rows", allow_none:bool=False):
+    "Raise unless `num_rows` is a positive int (or None when `allow_none`)"
+    if num_rows is None and allow_none: return
+    if not isinstance(num_rows, (int, np.integer)) or isinstance(num_rows, bool) or num_rows <= 0:
+        none = " or None (every row of the weighted sources)" if allow_none else ""
+        raise ValueError(f"{name}={num_rows!r} must be a positive int{none}")
+
 # %% ../nbs/04_data.ipynb #5c4ae325
 def greedy_blend(weights:np.ndarray,  # (S,) normalised weights
                  num_samples:int)->np.ndarray: # (num_samples,) source of each sample
@@ -115,6 +124,7 @@ def blend_indices(sizes,           # samples available in each source
                   num_samples:int, # length of the blend
                   seed:int=0)->tuple[np.ndarray, np.ndarray]: # (source_idx, sample_idx), each (num_samples,)
     "Megatron-style exact blend: which source, and which of its samples, each blended sample is"
+    check_num_rows(num_samples, "num_samples")
     w = check_weights(weights)
     sizes = np.asarray(list(sizes), dtype=np.int64)
     if len(sizes) != len(w): raise ValueError(f"got {len(sizes)} sizes but {len(w)} weights")
@@ -305,6 +315,7 @@ def pack_sources(sources:dict,            # name -> datasets.Dataset with `text`
                  config:ModelConfig|None=None)->PackedDataset: # checks seq_len and vocab against the model
     "Tokenize (cached), pack and blend `sources` into a `PackedDataset` of `num_rows` rows"
     check_seq_len(seq_len, config)
+    check_num_rows(num_rows, allow_none=True)
     if config is not None: check_vocab(tokenizer, config)
     if not sources: raise ValueError("no sources given")
     names = list(sources)
@@ -334,7 +345,8 @@ def pack_sources(sources:dict,            # name -> datasets.Dataset with `text`
     return ds
 
 # %% ../nbs/04_data.ipynb #37820e13
-PRETRAIN_BLEND = dict(english=0.70, multilingual=0.15, code=0.15)  # paper §2.2: the first phase's blend by kind
+KINDS = ("english", "multilingual", "code", "qa")  # the kinds of text a source holds: its name's prefix
+PRETRAIN_BLEND = dict(english=0.70, multilingual=0.15, code=0.15)  # paper §2.1: the first phase's blend by kind
 
 CORPUS_SOURCES = dict(  # name -> (kind, character budget at scale 1, provenance, licence)
     english_reference=("english", 1_000_000, "CPython pydoc_data.topics (Python Language Reference)", "PSF-2.0"),
@@ -608,15 +620,31 @@ def build_default_corpus(out_dir,                         # the corpus' own fold
     return corpus_files(out_dir)
 
 # %% ../nbs/04_data.ipynb #54870d31
+def check_blend(blend:dict,          # kind -> weight, e.g. PRETRAIN_BLEND
+                where:str="blend")->dict[str, float]: # what to call it in errors, e.g. "stage 'pretrain': blend"
+    "`blend` with float weights; an unknown kind, a weight that is not a finite number >= 0, or all zeros is an error"
+    if not isinstance(blend, dict) or not blend:
+        raise ValueError(f"{where} must be a non-empty mapping of kind -> weight, got {blend!r}; e.g. {PRETRAIN_BLEND}")
+    for k, w in blend.items():
+        if k not in KINDS:
+            near = difflib.get_close_matches(str(k), KINDS, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"{where} has unknown kind {k!r}{hint}; the kinds are {list(KINDS)}")
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"{where}[{k!r}] = {w!r}; a weight must be a finite number >= 0")
+    if not any(w > 0 for w in blend.values()):
+        raise ValueError(f"{where} gives every kind weight 0 ({blend}); give at least one kind a positive weight")
+    return {k: float(w) for k, w in blend.items()}
+
 def default_blend(names,                                # source names (kind = prefix before the first "_")
                   kind_weights:dict=PRETRAIN_BLEND)->dict[str, float]: # kind -> weight
-    "Per-source weights: each kind's weight split equally over its sources, renormalised over the kinds present"
-    names = list(names)
+    "Per-source weights: each kind's weight split equally over its sources, normalised to sum 1"
+    kind_weights, names = check_blend(kind_weights, "kind_weights"), list(names)
     kinds = {k: [n for n in names if source_kind(n) == k] for k, w in kind_weights.items() if w > 0}
     if lost := [k for k, ns in kinds.items() if not ns]:
-        warnings.warn(f"no source of kind(s) {lost}; their weight goes to the other kinds")
-    total = sum(kind_weights[k] for k, ns in kinds.items() if ns)
-    if total <= 0: raise ValueError(f"none of the sources {names} has a kind in {list(kind_weights)}")
+        raise ValueError(f"kind(s) {lost} have a positive weight but no source among {names}; "
+                         "give them weight 0 to train without them")
+    total = sum(kind_weights[k] for k in kinds)
     w = {n: 0.0 for n in names}
     for k, ns in kinds.items():
         for n in ns: w[n] = kind_weights[k] / total / len(ns)
