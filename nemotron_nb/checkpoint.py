@@ -9,13 +9,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file, load_file
 from .config import ModelConfig
-from .model import NemotronLM
+from fastcore.basics import patch
+from .model import NemotronLM, rope_freqs
 from .files import atomic_dir, write_atomic
 
 # %% auto #0
-__all__ = ['HF_REQUIRED', 'hf_config', 'config_from_hf', 'save_pretrained', 'write_generation_config', 'shard_files',
-           'read_safetensors', 'load_state_dict_strict', 'from_pretrained', 'randomize_', 'rng_state', 'set_rng_state',
-           'save_training_checkpoint', 'load_training_checkpoint']
+__all__ = ['HF_REQUIRED', 'hf_config', 'config_from_hf', 'write_generation_config', 'shard_files', 'read_safetensors',
+           'load_state_dict_strict', 'randomize_', 'rng_state', 'set_rng_state', 'save_training_checkpoint',
+           'load_training_checkpoint']
 
 # %% ../nbs/02_checkpoint.ipynb #38e7dd50
 def hf_config(c:ModelConfig, **extra)->dict:
@@ -55,12 +56,19 @@ def config_from_hf(d:dict)->ModelConfig:
         raise ValueError(f"config.json describes no valid model: {e} (see hf_config for the key of each field)") from None
 
 # %% ../nbs/02_checkpoint.ipynb #07f0bd48
-def save_pretrained(model:NemotronLM, path,
-                    extra_config:dict|None=None,      # more keys for config.json
-                    state_dict:dict|None=None,        # tensors to write instead of `model.state_dict()`
-                    generation_config:dict|None=None): # e.g. dict(eos_token_id=[2, 5]) so `generate` stops at a turn's end
-    "Write `model` to `path` in the Hugging Face layout, atomically"
-    sd = state_dict if state_dict is not None else model.state_dict()
+def write_generation_config(path,                          # a model directory
+                            generation_config:dict)->Path: # e.g. dict(eos_token_id=[2, 5]); greedy unless it says so
+    "Write `generation_config.json` into `path` atomically (a temporary file, then a rename)"
+    text = json.dumps(dict(do_sample=False, **generation_config), indent=2)
+    return write_atomic(Path(path) / "generation_config.json", text)
+
+@patch
+def save_pretrained(self:NemotronLM, path,
+                    extra_config:dict|None=None,       # more keys for config.json
+                    state_dict:dict|None=None,         # tensors to write instead of `self.state_dict()`
+                    generation_config:dict|None=None)->Path: # e.g. dict(eos_token_id=[2, 5]): where `generate` stops
+    "Write the model to `path` in the Hugging Face layout, atomically"
+    sd = state_dict if state_dict is not None else self.state_dict()
     sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
     path = Path(path)
     keep = [p for p in path.iterdir() if p.name not in ("config.json", "model.safetensors", "generation_config.json")
@@ -68,16 +76,12 @@ def save_pretrained(model:NemotronLM, path,
     with atomic_dir(path) as tmp:
         for p in keep:  # tokenizer files and heads written beside the weights survive a re-save
             (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
-        (tmp / "config.json").write_text(json.dumps(hf_config(model.config, **(extra_config or {})), indent=2))
+        (tmp / "config.json").write_text(json.dumps(hf_config(self.config, **(extra_config or {})), indent=2))
         save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         if generation_config is not None: write_generation_config(tmp, generation_config)
     return path
 
-def write_generation_config(path,                    # a model directory
-                            generation_config:dict)->Path:   # e.g. dict(eos_token_id=[2, 5]); greedy unless it says otherwise
-    "Write `generation_config.json` into `path` atomically (a temporary file, then a rename)"
-    return write_atomic(Path(path) / "generation_config.json", json.dumps(dict(do_sample=False, **generation_config), indent=2))
-
+# %% ../nbs/02_checkpoint.ipynb #935c5a16
 def shard_files(path)->list[Path]:
     "The shard files `model.safetensors.index.json` names: each must be a file inside the model directory `path`"
     index = Path(path) / "model.safetensors.index.json"
@@ -122,15 +126,19 @@ def load_state_dict_strict(model:torch.nn.Module, sd:dict, source:str="checkpoin
     model.load_state_dict(sd)
     return model
 
-def from_pretrained(path, dtype=None, device=None)->NemotronLM:
-    "A `NemotronLM` from a Hugging Face-layout directory"
+# %% ../nbs/02_checkpoint.ipynb #67807620
+@patch(cls_method=True)
+def from_pretrained(cls:NemotronLM, path,
+                    dtype=None,             # e.g. torch.bfloat16 (default: as stored, in float32 here)
+                    device=None)->NemotronLM:
+    "A `NemotronLM` from a Hugging Face-layout directory, never unpickling"
     path = Path(path)
     if not (path / "config.json").exists(): raise FileNotFoundError(f"{path}/config.json not found")
     try: cfg = config_from_hf(json.loads((path / "config.json").read_text()))
     except ValueError as e: raise ValueError(f"{path / 'config.json'}: {e}") from None
-    with torch.device("meta"): model = NemotronLM(cfg)
+    with torch.device("meta"): model = cls(cfg)
     model = model.to_empty(device=device or "cpu")
-    model.inv_freq.copy_(__import__("nemotron_nb.model", fromlist=["rope_freqs"]).rope_freqs(cfg.rotary_dim, cfg.rotary_base))
+    model.inv_freq.copy_(rope_freqs(cfg.rotary_dim, cfg.rotary_base))
     sd = read_safetensors(path)
     if not cfg.untie_embeddings and "lm_head.weight" not in sd: sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
     load_state_dict_strict(model, sd, source=str(path))
