@@ -141,8 +141,11 @@ def _chunks(strings:list[str], size:int=2000):
     "Consecutive strings joined by newlines into documents of about `size` characters"
     cur, n = [], 0
     for s in dict.fromkeys(strings):  # drop repeats, keep order
-        cur.append(s); n += len(s) + 1
-        if n >= size: yield "\n".join(cur); cur, n = [], 0
+        cur.append(s)
+        n += len(s) + 1
+        if n >= size:
+            yield "\n".join(cur)
+            cur, n = [], 0
     if cur: yield "\n".join(cur)
 
 def _round_robin(gens:dict, budget:int)->list[tuple[str, str]]:
@@ -151,8 +154,11 @@ def _round_robin(gens:dict, budget:int)->list[tuple[str, str]]:
     while gens and total < budget:
         for k in list(gens):
             doc = next(gens[k], None)
-            if doc is None: del gens[k]; continue
-            out.append((k, doc)); total += len(doc)
+            if doc is None:
+                del gens[k]
+                continue
+            out.append((k, doc))
+            total += len(doc)
             if total >= budget: break
     return out
 
@@ -167,7 +173,7 @@ def catalog_docs(locale_dir, budget:int)->list[tuple[str, str]]:
             try: yield from _chunks(read_mo(f))
             except (ValueError, struct.error, OSError): continue
     langs = sorted(d.name for d in locale_dir.iterdir()
-                   if (d / "LC_MESSAGES").is_dir() and not d.name.startswith(("en", "C")))  # en, en_GB, en@quot: English
+                   if (d / "LC_MESSAGES").is_dir() and not d.name.startswith(("en", "C")))  # en, en_GB...: English
     return _round_robin({lang: lang_docs(lang) for lang in langs}, budget)
 
 def cldr_docs(budget:int)->list[tuple[str, str]]:
@@ -195,11 +201,14 @@ def _corpus_docs(scale:float=1.0, locale_dir="/usr/share/locale")->dict[str, lis
         if n_doc >= budget["english_docstrings"] and n_code >= budget["code_python"]: break
         try: src = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError): continue
-        if n_code < budget["code_python"] and src.strip(): code.append((mod, src)); n_code += len(src)
+        if n_code < budget["code_python"] and src.strip():
+            code.append((mod, src))
+            n_code += len(src)
         if n_doc < budget["english_docstrings"] and (entries := docstrings(mod, src)):
             page = f"{mod}\n{'=' * len(mod)}\n\n" + "\n\n".join(
                 d if q == mod else f"{q}\n    " + d.replace("\n", "\n    ") for q, _, d in entries)
-            pages.append((mod, page)); n_doc += len(page)
+            pages.append((mod, page))
+            n_doc += len(page)
             if not any(part.startswith("_") for part in mod.split(".")):  # questions about public modules only
                 qa_api += [(mod, t) for q, k, d in entries if (t := api_qa(q, k, d))]
     out.update(english_docstrings=pages, code_python=code)
@@ -219,7 +228,8 @@ def _take(docs:list, budget:int)->list:
     out, n = [], 0
     for d in docs:
         if n >= budget: break
-        out.append(d); n += len(d[1])
+        out.append(d)
+        n += len(d[1])
     return out
 
 # %% ../nbs/04b_corpus.ipynb #c81c170c

@@ -274,7 +274,8 @@ def check_vocab(tokenizer, cfg:ModelConfig):
     "Raise if the tokenizer's ids do not fit the model's embedding table"
     if tokenizer.vocab_size > cfg.vocab_size:
         raise ValueError(f"tokenizer vocab_size={tokenizer.vocab_size} exceeds the model's vocab_size="
-                         f"{cfg.vocab_size}; build the model with dataclasses.replace(cfg, vocab_size={tokenizer.vocab_size})")
+                         f"{cfg.vocab_size}; build the model with "
+                         f"dataclasses.replace(cfg, vocab_size={tokenizer.vocab_size})")
 
 # %% ../nbs/04_data.ipynb #3e8ca86b
 def _plan(tdirs:list[Path], names:list[str], w:np.ndarray, seq_len:int, num_rows:int|None, seed:int, out:Path)->Path:
@@ -291,7 +292,8 @@ def _plan(tdirs:list[Path], names:list[str], w:np.ndarray, seq_len:int, num_rows
         sizes.append(-(-tokens[-1] // seq_len))                             # rows: the stream wraps round
     num_rows = sum(sizes) if num_rows is None else num_rows
     source_idx, sample_idx = blend_indices(sizes, w, num_rows, seed)
-    np.save(tmp_dir / "source_idx.npy", source_idx.astype(np.int16)); np.save(tmp_dir / "sample_idx.npy", sample_idx)
+    np.save(tmp_dir / "source_idx.npy", source_idx.astype(np.int16))
+    np.save(tmp_dir / "sample_idx.npy", sample_idx)
     meta = dict(sources=names, weights=w.tolist(), rows_per_source=sizes, tokens_per_source=tokens, seq_len=seq_len,
                 num_rows=num_rows, seed=seed, token_dirs=[t.name for t in tdirs])
     (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -319,7 +319,8 @@ class TEBlock(nn.Module):
 
 def te_block_from(block:Block, c:ModelConfig)->TEBlock:
     "A `TEBlock` on the GPU with `block`'s weights"
-    if not transformer_engine_available(): raise RuntimeError("Transformer Engine needs CUDA and `pip install -e '.[gpu]'`")
+    if not transformer_engine_available():
+        raise RuntimeError("Transformer Engine needs CUDA and `pip install -e '.[gpu]'`")
     te_blk = TEBlock(c).cuda()
     a, m = block.self_attn, block.mlp
     with torch.no_grad():
