@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_checkpoint.ipynb #d98a9324
 from __future__ import annotations
-import json, os, shutil, tempfile
+import json, os, shutil
 from pathlib import Path
 import torch
 from safetensors.torch import save_file, load_file

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from .config import ModelConfig, preset
+from .config import ModelConfig
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'LayerNorm1p', 'rope_freqs', 'rope_cos_sin', 'apply_rope', 'KVCache', 'document_ids',
