@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 from .model import NemotronLM
-from .train import TrainConfig, train, evaluate, final_global_batch
+from .train import TrainConfig, train, evaluate
 
 # %% auto #0
 __all__ = ['CPT_SCHEDULES', 'WEIGHT_FILES', 'cpt_blends', 'phase_rows', 'phased_data', 'cpt_schedule', 'continue_pretraining',
@@ -69,7 +69,7 @@ def cpt_schedule(pretrain:TrainConfig,   # the pretraining run's config
     sched = (dict(min_lr=lr * final_ratio, decay_style="cosine") if schedule == "steep"
              else dict(min_lr=lr, decay_style="constant"))
     base = dict(steps=steps, lr=lr, warmup_steps=0, decay_steps=None, shuffle=False,
-                global_batch=final_global_batch(pretrain), batch_ramp=(),   # a ramp is over by now: its last batch
+                global_batch=pretrain.global_batch, rampup_batch_size=(),  # a ramp is over by now: its final batch
                 eval_every=0, save_every=0)
     return replace(pretrain, **{**base, **sched, **overrides})
 

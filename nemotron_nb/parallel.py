@@ -17,15 +17,21 @@ from torch.distributed.tensor.parallel import (parallelize_module, ColwiseParall
                                                PrepareModuleInput, PrepareModuleOutput, loss_parallel)
 from torch.distributed.fsdp import fully_shard, FSDPModule
 from .config import ModelConfig
+from typing import NamedTuple
+from torch import Tensor
 from .model import NemotronLM, NemotronBackbone, IGNORE_INDEX
+from .planner import check_layout, SCHEDULES
+from .files import write_atomic, file_manifest, manifest_problems
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['MESH_DIMS', 'SCHEDULES', 'free_port', 'init_mesh', 'block_plan', 'outer_plan', 'describe_style', 'plan_table',
-           'check_layout', 'apply_tp', 'stage_layer_ids', 'rank_stage_ids', 'pipeline_table', 'stage_view',
-           'split_for_pipeline', 'apply_fsdp', 'ParallelModel', 'parallelize', 'ce_sum', 'clip_grad_norm',
-           'pipeline_schedule', 'train_step', 'eval_step', 'BatchRamp', 'save_distributed', 'load_distributed',
-           'export_hf']
+__all__ = ['MESH_DIMS', 'SEQ_MULTIPLE', 'MANIFEST', 'free_port', 'init_mesh', 'mesh_for', 'end_distributed', 'block_plan',
+           'outer_plan', 'describe_style', 'plan_table', 'apply_tp', 'stage_layer_ids', 'rank_stage_ids',
+           'pipeline_table', 'stage_view', 'split_for_pipeline', 'apply_fsdp', 'language_model', 'ParallelModel',
+           'parallelize', 'LossSum', 'ce_sum', 'lm_loss_sum', 'DivergenceError', 'clip_grad_norm', 'pipeline_schedule',
+           'dp_share', 'local_micro_batches', 'fit_length', 'run_micro_batches', 'train_step', 'eval_step', 'BatchRamp',
+           'UntrustedCheckpointError', 'is_rank0', 'barrier', 'check_checkpoint', 'save_distributed',
+           'load_distributed', 'checkpoint_state_dict', 'export_hf']
 
 # %% ../nbs/05_parallel.ipynb #23f3ce1b
 from .planner import estimate
@@ -53,6 +59,16 @@ def init_mesh(dp:int=1, pp:int=1, tp:int=1,
         if device_type == "cuda": torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return init_device_mesh(device_type, (dp, pp, tp), mesh_dim_names=MESH_DIMS)
+
+# %% ../nbs/05_parallel.ipynb #d7e2a011
+def mesh_for(dp:int=1, pp:int=1, tp:int=1)->DeviceMesh|None:
+    "The mesh of a run with this layout, or None for one plain process"
+    distributed = dp * pp * tp > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return init_mesh(dp, pp, tp) if distributed else None
+
+def end_distributed():
+    "Close the process group, if one is open"
+    if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/05_parallel.ipynb #a88478d5
 def block_plan(sequence_parallel:bool=True)->dict:
@@ -105,24 +121,6 @@ def plan_table(plan:dict, model:nn.Module|None=None)->pd.DataFrame:
     rows = [dict(module=k, **describe_style(v, model.get_submodule(k) if model is not None else None)) for k, v in plan.items()]
     return pd.DataFrame(rows).set_index("module")
 
-# %% ../nbs/05_parallel.ipynb #a3e39e70
-def check_layout(cfg:ModelConfig, *, pp:int=1, tp:int=1, vp:int=1,
-                 seq_len:int|None=None,           # training sequence length (SP splits it over tp)
-                 sequence_parallel:bool=True, schedule:str="interleaved1f1b"):
-    "Raise `ValueError` naming the numbers when `cfg` cannot run at this layout"
-    for name in ("num_attention_heads", "num_query_groups", "ffn_hidden_size", "vocab_size", "hidden_size"):
-        n = getattr(cfg, name)
-        if n % tp: raise ValueError(f"{name}={n} is not divisible by tp={tp}: choose a tp that divides it")
-    if tp > 1 and sequence_parallel and seq_len is not None and seq_len % tp:
-        raise ValueError(f"seq_len={seq_len} is not divisible by tp={tp}: sequence parallelism splits the tokens over tp")
-    if schedule not in SCHEDULES: raise ValueError(f"schedule={schedule!r}; choose one of {sorted(SCHEDULES)}")
-    if vp > 1 and schedule != "interleaved1f1b":
-        raise ValueError(f"vp={vp} virtual stages need schedule='interleaved1f1b' (got {schedule!r})")
-    if pp * vp > cfg.num_layers:
-        raise ValueError(f"pp={pp} x vp={vp} = {pp * vp} stages but num_layers={cfg.num_layers}: each stage needs a layer")
-
-SCHEDULES = ("gpipe", "1f1b", "interleaved1f1b")
-
 # %% ../nbs/05_parallel.ipynb #2ffc4d63
 def _present(model:nn.Module, name:str)->bool:
     "True when the dotted submodule `name` exists and is not None (a pipeline stage drops some)"
@@ -144,6 +142,9 @@ def apply_tp(model:NemotronLM, tp_mesh:DeviceMesh, sequence_parallel:bool=True, 
     if sequence_parallel and not last:     # and leave the same way
         parallelize_module(model, tp_mesh, PrepareModuleOutput(output_layouts=Shard(1), desired_output_layouts=Shard(1),
                                                                use_local_output=True))
+    if sequence_parallel and last and model.lm_head is None:   # a head outside the LM (a reward model's) reads
+        parallelize_module(model, tp_mesh, PrepareModuleOutput(output_layouts=Shard(1),   # whole sequences
+                                                               desired_output_layouts=Replicate(), use_local_output=True))
     return model
 
 # %% ../nbs/05_parallel.ipynb #f2f71080
@@ -199,23 +200,30 @@ def split_for_pipeline(model:NemotronLM, pp_rank:int, pp:int, vp:int=1)->tuple[N
 
 # %% ../nbs/05_parallel.ipynb #2cd67d20
 def apply_fsdp(stages:list[nn.Module], dp_mesh:DeviceMesh, reshard_after_forward:bool=True):
-    "FSDP2 over `dp_mesh`: each block a unit, then each stage (embedding, norm, head)"
+    "FSDP2 over `dp_mesh`: each block a unit, then each stage (embedding, norm, heads)"
     for st in stages:
-        for blk in st.model.layers.values(): fully_shard(blk, mesh=dp_mesh, reshard_after_forward=reshard_after_forward)
+        for blk in language_model(st).model.layers.values():
+            fully_shard(blk, mesh=dp_mesh, reshard_after_forward=reshard_after_forward)
         fully_shard(st, mesh=dp_mesh, reshard_after_forward=reshard_after_forward)
 
 # %% ../nbs/05_parallel.ipynb #5298280e
+def language_model(model:nn.Module)->NemotronLM:
+    "The `NemotronLM` a model is built on: the model itself, or its `backbone`"
+    lm = model if isinstance(model, NemotronLM) else getattr(model, "backbone", None)
+    if not isinstance(lm, NemotronLM):
+        raise TypeError(f"{type(model).__name__} is neither a NemotronLM nor a model with a NemotronLM `backbone`")
+    return lm
+
 @dataclass
 class ParallelModel:
     "A model parallelised over a mesh: the rank's trimmed `model`, its pipeline `stages`, and how to run them"
-    model: NemotronLM                 # everything this rank owns (optimizer, checkpoints)
+    model: nn.Module                  # everything this rank owns (optimizer, checkpoints)
     stages: list                      # the views that run, one per virtual stage (or [model])
     stage_ids: list                   # their global stage indices
     mesh: DeviceMesh | None = None
     schedule: str = "interleaved1f1b"
     loss_parallel: bool = False
     _schedules: dict = field(default_factory=dict, repr=False)   # pipeline schedules by micro-batch count
-    _loss_scale: float = 1.0
 
     def size(self, dim:str)->int: return self.mesh[dim].size() if self.mesh is not None else 1
     def coord(self, dim:str)->int: return self.mesh[dim].get_local_rank() if self.mesh is not None else 0
@@ -229,37 +237,58 @@ class ParallelModel:
         if self.mesh.device_type == "cpu": return torch.device("cpu")
         return torch.device(self.mesh.device_type, torch.cuda.current_device())
 
-def parallelize(model:NemotronLM, mesh:DeviceMesh|None=None, *,
+# %% ../nbs/05_parallel.ipynb #d7e2a004
+def parallelize(model:nn.Module,                  # a NemotronLM, or a model with a NemotronLM `backbone`
+                mesh:DeviceMesh|None=None, *,
                 vp:int=1,                         # virtual pipeline stages per pp rank
                 schedule:str="interleaved1f1b",   # gpipe | 1f1b | interleaved1f1b
                 sequence_parallel:bool=True, loss_parallel:bool=False,
                 seq_len:int|None=None,            # checked against tp when sequence parallel
                 reshard_after_forward:bool|None=None)->ParallelModel:  # FSDP2; None: only without pipelining
     "Pipeline-split, tensor-parallelise and FSDP-shard `model` (in place) over `mesh`'s (dp, pp, tp)"
+    lm = language_model(model)
     if mesh is None: return ParallelModel(model, [model], [0], None, schedule)
     dp, pp, tp = (mesh[d].size() for d in MESH_DIMS)
-    check_layout(model.config, pp=pp, tp=tp, vp=vp, seq_len=seq_len, sequence_parallel=sequence_parallel, schedule=schedule)
-    if pp == 1 and vp > 1: raise ValueError(f"vp={vp} virtual stages need pp > 1")
-    if loss_parallel and pp > 1:
-        raise ValueError("loss_parallel=True with pp > 1 is not supported (the pipeline's backward metadata pass "
-                         "mixes DTensor and plain tensors in torch 2.13); use gathered logits")
+    check_layout(lm.config, tp=tp, pp=pp, vp=vp, dp=dp, seq_len=seq_len, sequence_parallel=sequence_parallel,
+                 schedule=schedule)
+    if pp > 1 and lm is not model:
+        raise ValueError(f"pp={pp}: pipelining splits a NemotronLM; a {type(model).__name__} trains with dp and tp")
+    if loss_parallel and (pp > 1 or lm.lm_head is None):
+        raise ValueError("loss_parallel=True needs the output layer on this rank and pp=1 (the pipeline's backward "
+                         "metadata pass mixes DTensor and plain tensors in torch 2.13); use gathered logits")
     if pp > 1: model, ids, stages = split_for_pipeline(model, mesh["pp"].get_local_rank(), pp, vp)
     else: ids, stages = [0], [model]
     S = pp * vp
     if tp > 1:
-        for s, st in zip(ids, stages): apply_tp(st, mesh["tp"], sequence_parallel, loss_parallel, s == 0, s == S - 1)
+        for s, st in zip(ids, stages):
+            apply_tp(language_model(st), mesh["tp"], sequence_parallel, loss_parallel, s == 0, s == S - 1)
     if dp > 1: apply_fsdp(stages, mesh["dp"], pp == 1 if reshard_after_forward is None else reshard_after_forward)
     return ParallelModel(model, stages, ids, mesh, schedule, loss_parallel and tp > 1)
 
 # %% ../nbs/05_parallel.ipynb #eedf1f4f
-def ce_sum(logits:torch.Tensor, labels:torch.Tensor)->torch.Tensor:  # (B, T, V), (B, T) -> ()
+class LossSum(NamedTuple):
+    "What an objective returns for one micro-batch: the summed loss, its number of targets, summed statistics"
+    loss: Tensor                # () summed over the targets
+    count: int                  # targets: labelled tokens, rated attributes, preference pairs...
+    stats: dict = {}            # name -> summed value over the same targets, logged as a mean
+
+def ce_sum(logits:Tensor, labels:Tensor)->Tensor:  # (B, T, V), (B, T) -> ()
     "Summed next-token cross-entropy over labelled positions"
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
 
+def lm_loss_sum(model:nn.Module, batch:dict)->LossSum:
+    "The language-model objective (pretraining, SFT): cross-entropy summed over the labelled tokens of `batch`"
+    logits = model(batch["input_ids"], position_ids=batch.get("position_ids"))    # (B, T, vocab)
+    return LossSum(ce_sum(logits, batch["labels"]), int((batch["labels"] != IGNORE_INDEX).sum()))
+
+class DivergenceError(FloatingPointError):
+    "A step's loss or gradient norm is not finite; the optimizer did not run"
+
+# %% ../nbs/05_parallel.ipynb #d7e2a001
 def _maybe_loss_parallel(pm:ParallelModel):
     return loss_parallel() if pm.loss_parallel else contextlib.nullcontext()
 
-def _local(t:torch.Tensor)->torch.Tensor: return t.full_tensor() if isinstance(t, DTensor) else t
+def _local(t:Tensor)->Tensor: return t.full_tensor() if isinstance(t, DTensor) else t
 
 def _grad_groups(params:list)->list[list]:
     "Parameters grouped so each group's gradients are all plain tensors or all DTensors on one mesh"
@@ -269,7 +298,7 @@ def _grad_groups(params:list)->list[list]:
         groups.setdefault(key, []).append(p)
     return list(groups.values())
 
-def clip_grad_norm(pm:ParallelModel, max_norm:float|None)->torch.Tensor:
+def clip_grad_norm(pm:ParallelModel, max_norm:float|None)->Tensor:
     "Global gradient norm over all ranks' parameters (before clipping); clips to `max_norm` when given"
     groups = _grad_groups([p for p in pm.model.parameters() if p.grad is not None])
     sq = torch.zeros((), device=pm.device)
@@ -282,86 +311,125 @@ def clip_grad_norm(pm:ParallelModel, max_norm:float|None)->torch.Tensor:
     return norm
 
 # %% ../nbs/05_parallel.ipynb #d3dbcdea
-def _schedule_loss(pm:ParallelModel, logits, labels): return ce_sum(logits, labels) * pm._loss_scale
-
 def pipeline_schedule(pm:ParallelModel, n_microbatches:int):
     "The pipeline schedule of `pm` for `n_microbatches` (cached)"
     if n_microbatches in pm._schedules: return pm._schedules[n_microbatches]
-    from functools import partial
     from torch.distributed.pipelining import PipelineStage, ScheduleGPipe, Schedule1F1B, ScheduleInterleaved1F1B
-    stages = [PipelineStage(st, s, pm.num_stages, pm.device, group=pm.group("pp")) for s, st in zip(pm.stage_ids, pm.stages)]
-    loss_fn = partial(_schedule_loss, pm)
+    stages = [PipelineStage(st, s, pm.num_stages, pm.device, group=pm.group("pp"))
+              for s, st in zip(pm.stage_ids, pm.stages)]
     if pm.schedule == "interleaved1f1b":
-        sched = ScheduleInterleaved1F1B(stages, n_microbatches, loss_fn=loss_fn, scale_grads=False)
+        sched = ScheduleInterleaved1F1B(stages, n_microbatches, loss_fn=ce_sum, scale_grads=False)
     else:
         cls = dict(gpipe=ScheduleGPipe, **{"1f1b": Schedule1F1B})[pm.schedule]
-        sched = cls(stages[0], n_microbatches, loss_fn=loss_fn, scale_grads=False)
+        sched = cls(stages[0], n_microbatches, loss_fn=ce_sum, scale_grads=False)
     pm._schedules[n_microbatches] = sched
     return sched
 
 # %% ../nbs/05_parallel.ipynb #736d7429
-def _local_rows(pm:ParallelModel, batch:dict|list, micro_batch:int)->tuple[dict, int, int]:
-    "This dp rank's rows of the global batch (a dict, or a list of micro-batch dicts), the labelled-token count, micro-batches"
-    if isinstance(batch, (list, tuple)): batch = {k: torch.cat([b[k] for b in batch]) for k in batch[0]}
-    B, dp = batch["input_ids"].shape[0], pm.size("dp")
-    if B % (dp * micro_batch): raise ValueError(f"global batch of {B} rows is not divisible by dp={dp} x micro_batch={micro_batch}")
-    n = B // dp
-    lo = pm.coord("dp") * n
-    rows = {k: batch[k][lo:lo + n].to(pm.device)                   # only this rank's rows go to its device
-            for k in ("input_ids", "labels", "position_ids") if batch.get(k) is not None}
-    return rows, int((batch["labels"] != IGNORE_INDEX).sum()), n // micro_batch
+def dp_share(items:list, dp:int, dp_rank:int)->list:
+    "Data-parallel rank `dp_rank`'s contiguous share of a step's micro-batches"
+    if len(items) % dp:
+        raise ValueError(f"{len(items)} micro-batches do not split over dp={dp}: each data-parallel rank runs whole "
+                         f"micro-batches; make the global batch a multiple of dp x micro_batch")
+    k = len(items) // dp
+    return items[dp_rank * k:(dp_rank + 1) * k]
 
-def _forward_backward(pm:ParallelModel, rows:dict, n_mb:int, backward:bool=True)->torch.Tensor:
-    "Run this rank's micro-batches; returns its share of the (scaled) loss"
-    ids, labels, pos = rows["input_ids"], rows["labels"], rows.get("position_ids")
+def local_micro_batches(pm:ParallelModel,
+                        batch:dict|list,       # the global batch: a dict of (B, ...) tensors, or a list of micro-batches
+                        micro_batch:int=1)->list[dict]:  # rows per micro-batch (a dict batch only)
+    "This data-parallel rank's micro-batches of the global `batch`"
+    if isinstance(batch, dict):
+        B, dp = len(batch["input_ids"]), pm.size("dp")
+        if B % (dp * micro_batch):
+            raise ValueError(f"global batch of {B} rows is not divisible by dp={dp} x micro_batch={micro_batch}")
+        batch = [{k: v[j:j + micro_batch] for k, v in batch.items()} for j in range(0, B, micro_batch)]
+    return dp_share(list(batch), pm.size("dp"), pm.coord("dp"))
+
+def _to(batch:dict, device)->dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+SEQ_MULTIPLE = 8   # variable-length batches are cut to a multiple of this, so sequence parallelism (tp <= 8) splits them
+
+def fit_length(t:Tensor, length:int,    # the longest row's length in `t` (dim -1)
+               value:int=0)->Tensor:    # fill where the padded width exceeds `t`
+    "`t` cut to `length` rounded up to a multiple of `SEQ_MULTIPLE` along its last dim (right-padded if narrower)"
+    width = -(-length // SEQ_MULTIPLE) * SEQ_MULTIPLE
+    if width <= t.shape[-1]: return t[..., :width]
+    return F.pad(t, (0, width - t.shape[-1]), value=value)
+
+# %% ../nbs/05_parallel.ipynb #d7e2a002
+def _run_pipeline(pm:ParallelModel, micro_batches:list, backward:bool)->LossSum:
+    "This rank's micro-batches through the pipeline schedule: summed cross-entropy (on every pp rank), targets"
+    rows = {k: torch.cat([mb[k] for mb in micro_batches]).to(pm.device)
+            for k in ("input_ids", "labels", "position_ids") if k in micro_batches[0]}
+    sched, losses = pipeline_schedule(pm, len(micro_batches)), []
+    kw = {} if "position_ids" not in rows else dict(position_ids=rows["position_ids"])
+    with _maybe_loss_parallel(pm):
+        (sched.step if backward else sched.eval)(rows["input_ids"], target=rows["labels"], losses=losses, **kw)
+    loss = torch.stack([_local(l).detach() for l in losses]).sum() if losses else torch.zeros((), device=pm.device)
+    dist.all_reduce(loss, group=pm.group("pp"))                   # only the last stage holds losses
+    return LossSum(loss, int((rows["labels"] != IGNORE_INDEX).sum()))
+
+def run_micro_batches(pm:ParallelModel, micro_batches:list, loss_fn=lm_loss_sum, backward:bool=True)->LossSum:
+    "Forward (and backward) this rank's micro-batches; their summed loss, targets and statistics"
     if pm.size("pp") > 1:
-        sched, losses = pipeline_schedule(pm, n_mb), []
-        kw = {} if pos is None else dict(position_ids=pos)
-        with _maybe_loss_parallel(pm):
-            (sched.step if backward else sched.eval)(ids, target=labels, losses=losses, **kw)
-        loss = torch.stack([_local(l).detach() for l in losses]).sum() if losses else torch.zeros((), device=pm.device)
-        dist.all_reduce(loss, group=pm.group("pp"))                   # only the last stage holds losses
-        return loss
-    loss, mb = torch.zeros((), device=pm.device), ids.shape[0] // n_mb
-    for i in range(n_mb):
-        sl = slice(i * mb, (i + 1) * mb)
-        if backward and isinstance(pm.model, FSDPModule): pm.model.set_requires_gradient_sync(i == n_mb - 1)
+        if loss_fn is not lm_loss_sum:
+            raise ValueError(f"pp={pm.size('pp')}: a pipeline runs the language-model objective (lm_loss_sum); train "
+                             f"{getattr(loss_fn, '__name__', type(loss_fn).__name__)} with dp and tp instead")
+        return _run_pipeline(pm, micro_batches, backward)
+    loss, count, stats = torch.zeros((), device=pm.device), 0, {}
+    for i, mb in enumerate(micro_batches):
+        if backward and isinstance(pm.model, FSDPModule): pm.model.set_requires_gradient_sync(i == len(micro_batches) - 1)
         with _maybe_loss_parallel(pm), (contextlib.nullcontext() if backward else torch.no_grad()):
-            logits = pm.model(ids[sl], position_ids=pos[sl] if pos is not None else None)
-            l = ce_sum(logits, labels[sl]) * pm._loss_scale
-            if backward: l.backward()
-        loss += _local(l.detach())
-    return loss
+            out = LossSum(*loss_fn(pm.model, _to(mb, pm.device)))
+            if backward: out.loss.backward()
+        loss, count = loss + _local(out.loss.detach()), count + out.count
+        for k, v in out.stats.items(): stats[k] = stats.get(k, 0.0) + float(v)
+    return LossSum(loss, count, stats)
 
 # %% ../nbs/05_parallel.ipynb #37bdbad0
+def _global_sums(pm:ParallelModel, out:LossSum, tokens:int)->dict:
+    "Loss, targets, tokens and statistics summed over the data-parallel ranks"
+    names = list(out.stats)
+    t = torch.tensor([float(out.loss), out.count, tokens, *(out.stats[k] for k in names)], dtype=torch.float64,
+                     device=pm.device)
+    if pm.size("dp") > 1: dist.all_reduce(t, group=pm.group("dp"))
+    loss, count, tokens, *stats = t.tolist()
+    return dict(loss=loss, targets=int(count), tokens=int(tokens), **dict(zip(names, stats)))
+
+def _means(sums:dict)->dict:
+    "Loss and statistics per target"
+    n = max(sums["targets"], 1)
+    return {k: v / n if k not in ("targets", "tokens") else v for k, v in sums.items()}
+
 def train_step(pm:ParallelModel, optimizer:torch.optim.Optimizer,
-               batch:dict|list,              # the GLOBAL batch: input_ids, labels (shifted), optional position_ids
-               scheduler=None,               # LR scheduler stepped after the optimizer
-               micro_batch:int=1,            # rows per forward/backward (per pipeline micro-batch)
+               micro_batches:list,            # this rank's micro-batches (`local_micro_batches`)
+               loss_fn=lm_loss_sum,           # (model, batch) -> LossSum
+               scheduler=None,                # LR scheduler stepped after the optimizer
                max_grad_norm:float|None=1.0,  # None or <= 0: no clipping
                amp_dtype:torch.dtype|None=None)->dict:  # e.g. torch.bfloat16: autocast forward and backward
-    "One optimizer step on `pm`: loss (token mean over the global batch), grad_norm (before clipping), lr, targets"
-    rows, targets, n_mb = _local_rows(pm, batch, micro_batch)
-    dp = pm.size("dp")
-    pm._loss_scale = dp / max(targets, 1)
+    "One optimizer step: loss and statistics (means over the global batch's targets), grad_norm, lr, targets, tokens"
     optimizer.zero_grad(set_to_none=True)
     amp = torch.autocast(pm.device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    with amp: loss = _forward_backward(pm, rows, n_mb)
-    if dp > 1: dist.all_reduce(loss, group=pm.group("dp"))
-    loss = loss / dp
-    norm = clip_grad_norm(pm, max_grad_norm)
+    with amp: out = run_micro_batches(pm, micro_batches, loss_fn)
+    sums = _global_sums(pm, out, sum(mb["input_ids"].numel() for mb in micro_batches))
+    scale = pm.size("dp") / max(sums["targets"], 1)               # FSDP averaged over dp; we want the sum / targets
+    for p in pm.model.parameters():
+        if p.grad is not None: p.grad.mul_(scale)
+    norm = clip_grad_norm(pm, max_grad_norm).item()
+    if not (math.isfinite(sums["loss"]) and math.isfinite(norm)):
+        optimizer.zero_grad(set_to_none=True)
+        raise DivergenceError(f"loss={sums['loss'] / max(sums['targets'], 1)}, grad_norm={norm}: not finite; the "
+                              "optimizer did not step")
     lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
     if scheduler is not None: scheduler.step()
-    return dict(loss=loss.item(), grad_norm=norm.item(), lr=lr, targets=targets)
+    return dict(_means(sums), grad_norm=norm, lr=lr)
 
-def eval_step(pm:ParallelModel, batch:dict|list, micro_batch:int=1)->dict:
-    "Forward only: mean loss over the labelled tokens of the global batch, and their number"
-    rows, targets, n_mb = _local_rows(pm, batch, micro_batch)
-    pm._loss_scale = 1.0
-    with torch.no_grad(): loss = _forward_backward(pm, rows, n_mb, backward=False)
-    if pm.size("dp") > 1: dist.all_reduce(loss, group=pm.group("dp"))
-    return dict(loss=loss.item() / max(targets, 1), targets=targets)
+def eval_step(pm:ParallelModel, micro_batches:list, loss_fn=lm_loss_sum)->dict:
+    "Forward only: loss and statistics (means over the global batch's targets), targets, tokens"
+    out = run_micro_batches(pm, micro_batches, loss_fn, backward=False)
+    return _means(_global_sums(pm, out, sum(mb["input_ids"].numel() for mb in micro_batches)))
 
 # %% ../nbs/05_parallel.ipynb #6e84b6ed
 @dataclass(frozen=True)
@@ -373,29 +441,36 @@ class BatchRamp:
     global_batch: int         # final global batch
 
     def __post_init__(self):
-        if not 0 < self.start <= self.global_batch: raise ValueError(f"start={self.start} must be in 1..global_batch={self.global_batch}")
-        if self.increment <= 0: raise ValueError(f"increment={self.increment} must be positive")
+        for k in ("start", "increment", "ramp_samples", "global_batch"):
+            v = getattr(self, k)
+            low = 0 if k == "ramp_samples" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{k}={v!r} must be a {'non-negative' if k == 'ramp_samples' else 'positive'} integer")
+        if self.start > self.global_batch:
+            raise ValueError(f"start={self.start} must be at most global_batch={self.global_batch}")
         if (self.global_batch - self.start) % self.increment:
-            raise ValueError(f"global_batch - start = {self.global_batch - self.start} is not a multiple of increment={self.increment}")
-        if self.ramp_samples < 0: raise ValueError(f"ramp_samples={self.ramp_samples} must be >= 0")
+            raise ValueError(f"global_batch - start = {self.global_batch - self.start} is not a multiple of "
+                             f"increment={self.increment}")
+
+    @classmethod
+    def constant(cls, global_batch:int)->BatchRamp:
+        "No ramp: `global_batch` from the first step"
+        return cls(global_batch, 1, 0, global_batch)
 
     @property
-    def samples_per_increment(self)->float:
-        n = (self.global_batch - self.start) // self.increment
-        return self.ramp_samples / n if n else math.inf
+    def num_increments(self)->int: return (self.global_batch - self.start) // self.increment
 
     def batch_size(self, consumed_samples:int)->int:
         "Global batch of the step that starts after `consumed_samples` samples"
-        if consumed_samples > self.ramp_samples or self.start == self.global_batch: return self.global_batch
-        return self.start + int(consumed_samples / self.samples_per_increment) * self.increment
+        n = self.num_increments
+        if n == 0 or consumed_samples >= self.ramp_samples: return self.global_batch
+        return self.start + consumed_samples * n // self.ramp_samples * self.increment
 
-    def num_microbatches(self, consumed_samples:int, micro_batch:int, dp:int=1)->int:
-        "Micro-batches per data-parallel rank for the step after `consumed_samples`"
-        b = self.batch_size(consumed_samples)
-        if b % (micro_batch * dp):
-            raise ValueError(f"global batch {b} (after {consumed_samples} samples) is not divisible by micro_batch={micro_batch} "
-                             f"x dp={dp}: make start and increment multiples of {micro_batch * dp}")
-        return b // (micro_batch * dp)
+    def phases(self)->tuple:
+        "((from_samples, batch), ...): the global batch from that many consumed samples on"
+        n = self.num_increments
+        return ((0, self.start),) + tuple((-(-k * self.ramp_samples // n), self.start + k * self.increment)
+                                          for k in range(1, n + 1))
 
     def equivalent_step(self, consumed_samples:int)->float:
         "Where a step-based LR schedule should be evaluated: the full-batch step with as many samples"
@@ -413,13 +488,27 @@ def steps(self, total_samples:int)->list[dict]:
     return out
 
 @patch_to(BatchRamp)
-def as_pairs(self)->tuple:
-    "((consumed_samples, global_batch), ...): from that many samples on, that batch (`TrainConfig.batch_ramp`)"
-    n = (self.global_batch - self.start) // self.increment
-    return ((0, self.start),) + tuple((math.ceil(k * self.samples_per_increment), self.start + k * self.increment) for k in range(1, n + 1))
+def num_microbatches(self, consumed_samples:int, micro_batch:int, dp:int=1)->int:
+    "Micro-batches per data-parallel rank for the step after `consumed_samples`"
+    b = self.batch_size(consumed_samples)
+    if b % (micro_batch * dp):
+        raise ValueError(f"global batch {b} (after {consumed_samples} samples) is not divisible by "
+                         f"micro_batch={micro_batch} x dp={dp}: make start and increment multiples of {micro_batch * dp}")
+    return b // (micro_batch * dp)
 
 # %% ../nbs/05_parallel.ipynb #5751c4c7
-def _rank0()->bool: return not dist.is_initialized() or dist.get_rank() == 0
+MANIFEST = "manifest.json"
+
+class UntrustedCheckpointError(ValueError):
+    "A checkpoint directory's files are not the ones its manifest lists (or it has no manifest)"
+
+def is_rank0()->bool:
+    "True on the rank that writes shared files (rank 0, or the only process)"
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+def barrier():
+    "Wait for every rank (nothing to wait for in one process)"
+    if dist.is_initialized(): dist.barrier()
 
 @contextlib.contextmanager
 def _quiet_single_process():
@@ -427,50 +516,70 @@ def _quiet_single_process():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
         yield
-def _barrier():
-    if dist.is_initialized(): dist.barrier()
 
+def check_checkpoint(path, trust:bool=False):
+    "Raise unless `path` is a `save_distributed` checkpoint whose files match its manifest (or `trust`)"
+    path = Path(path)
+    if not (path / "state.json").exists():
+        raise FileNotFoundError(f"{path}/state.json not found: not a save_distributed checkpoint")
+    if trust: return
+    if not (path / MANIFEST).exists():
+        raise UntrustedCheckpointError(f"{path} has no {MANIFEST}: it was not written by save_distributed, and DCP "
+                                       "unpickles its .metadata; pass trust=True only if you trust its source")
+    if problems := manifest_problems(path, json.loads((path / MANIFEST).read_text())):
+        raise UntrustedCheckpointError(f"{path} differs from its {MANIFEST}: {'; '.join(problems)}; refusing to "
+                                       "unpickle it (pass trust=True only if you trust its source)")
+
+# %% ../nbs/05_parallel.ipynb #d7e2a005
 def save_distributed(pm:ParallelModel, optimizer, path, **state)->Path:
-    "Write model + optimizer shards of every rank (DCP) and `state` (JSON) to `path`, atomically"
+    "Write model + optimizer shards of every rank (DCP), `state` (JSON) and a manifest to `path`, atomically"
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if _rank0() and tmp.exists(): shutil.rmtree(tmp)
-    _barrier()
+    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    if is_rank0() and tmp.exists(): shutil.rmtree(tmp)
+    barrier()
     with _quiet_single_process():
         msd, osd = get_state_dict(pm.model, optimizer)
         dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp), no_dist=not dist.is_initialized())
-    if _rank0():
+    barrier()
+    if is_rank0():
         meta = dict(state, config=dict(vars(pm.model.config)), layout={d: pm.size(d) for d in MESH_DIMS})
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-        if path.exists(): shutil.rmtree(path)
+        write_atomic(tmp / "state.json", json.dumps(meta, indent=1))
+        write_atomic(tmp / MANIFEST, json.dumps(file_manifest(tmp), indent=1))
+        if path.exists(): os.replace(path, old)            # the old one stays until the new one is in place
         os.replace(tmp, path)
-    _barrier()
+        shutil.rmtree(old, ignore_errors=True)
+    barrier()
     return path
 
-def load_distributed(pm:ParallelModel, optimizer, path)->dict:
+def load_distributed(pm:ParallelModel, optimizer, path, trust:bool=False)->dict:
     "Load a `save_distributed` checkpoint into `pm` and `optimizer` at their layout; returns the saved state"
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-    path = Path(path)
-    if not (path / "state.json").exists(): raise FileNotFoundError(f"{path}/state.json not found: not a save_distributed checkpoint")
+    check_checkpoint(path, trust)
     with _quiet_single_process():
         msd, osd = get_state_dict(pm.model, optimizer)
         st = {"model": msd, "optim": osd}
         dcp.load(st, checkpoint_id=str(path), no_dist=not dist.is_initialized())
         set_state_dict(pm.model, optimizer, model_state_dict=st["model"], optim_state_dict=st["optim"])
-    return json.loads((path / "state.json").read_text())
+    return json.loads((Path(path) / "state.json").read_text())
 
-def export_hf(path, out_dir)->Path:
-    "Write a `save_distributed` checkpoint's weights in the Hugging Face layout (one process, any saved layout)"
+# %% ../nbs/05_parallel.ipynb #d7e2a006
+def checkpoint_state_dict(path, trust:bool=False)->dict:
+    "The whole model's weights in a `save_distributed` checkpoint, as CPU tensors (one process, any saved layout)"
     import torch.distributed.checkpoint as dcp
-    meta = json.loads((Path(path) / "state.json").read_text())
-    cfg = ModelConfig(**meta["config"])
-    with torch.device("meta"): model = NemotronLM(cfg)
-    model = model.to_empty(device="cpu")
-    model.reset_parameters()                                             # also fills the rotary buffer
-    st = {"model": model.state_dict()}
-    with _quiet_single_process(): dcp.load(st, checkpoint_id=str(path), no_dist=True)
-    model.load_state_dict(st["model"])
-    return model.save_pretrained(out_dir)
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+    check_checkpoint(path, trust)
+    md = dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata
+    sd = {k[len("model."):]: torch.empty(m.size, dtype=m.properties.dtype) for k, m in md.items()
+          if k.startswith("model.") and isinstance(m, TensorStorageMetadata)}
+    with _quiet_single_process(): dcp.load({"model": sd}, checkpoint_id=str(path), no_dist=True)
+    return sd
+
+def export_hf(path, out_dir, trust:bool=False)->Path:
+    "Write a language-model checkpoint's weights in the Hugging Face layout (one process, any saved layout)"
+    cfg = ModelConfig(**json.loads((Path(path) / "state.json").read_text())["config"])
+    sd = checkpoint_state_dict(path, trust)
+    with torch.device("meta"): shell = NemotronLM(cfg)               # only its config is written; no weights built
+    return shell.save_pretrained(out_dir, state_dict=sd)

@@ -10,9 +10,9 @@ from .config import ModelConfig, layer_params, flops_per_token, matmul_params, p
 GB = 1e9  # bytes per GB
 
 # %% auto #0
-__all__ = ['GB', 'STATE_BYTES', 'RECOMPUTE', 'check_layout', 'bubble_fraction', 'stage_params', 'state_bytes_per_param',
-           'activation_bytes_per_layer', 'layers_in_flight', 'stage_memory', 'recompute_flops_per_token', 'estimate',
-           'kv_cache_bytes_per_token', 'inference_memory']
+__all__ = ['GB', 'SCHEDULES', 'STATE_BYTES', 'RECOMPUTE', 'check_layout', 'bubble_fraction', 'stage_params',
+           'state_bytes_per_param', 'activation_bytes_per_layer', 'layers_in_flight', 'stage_memory',
+           'recompute_flops_per_token', 'estimate', 'kv_cache_bytes_per_token', 'inference_memory']
 
 # %% ../nbs/05b_scale_planner.ipynb #18497263
 def _near_multiples(n:int, k:int)->str:
@@ -20,27 +20,47 @@ def _near_multiples(n:int, k:int)->str:
     lo = n // k * k
     return ", ".join(str(v) for v in (lo, lo + k) if v > 0)
 
-def check_layout(cfg:ModelConfig, *, gpus:int, tp:int, pp:int, vp:int, dp:int,
-                 micro_batch:int, global_batch:int, seq_len:int)->int:
-    "Raise `ValueError` naming the numbers if the layout cannot run `cfg`; else return micro-batches per pipeline"
-    sizes = dict(gpus=gpus, tp=tp, pp=pp, vp=vp, dp=dp, micro_batch=micro_batch, global_batch=global_batch, seq_len=seq_len)
+SCHEDULES = ("gpipe", "1f1b", "interleaved1f1b")   # torch.distributed.pipelining's schedules that 05_parallel runs
+
+def _positive(**sizes):
+    "Raise `ValueError` unless every given size is a positive integer"
     for k, v in sizes.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"{k}={v!r} must be a positive integer")
-    if gpus != tp * pp * dp:
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+            raise ValueError(f"{k}={v!r} must be a positive integer")
+
+def check_layout(cfg:ModelConfig, *, tp:int=1, pp:int=1, vp:int=1, dp:int=1,
+                 gpus:int|None=None,              # when given, must equal tp * pp * dp
+                 micro_batch:int|None=None,       # with global_batch: the batch must split into dp x micro_batch
+                 global_batch:int|None=None,
+                 seq_len:int|None=None,           # sequence parallelism splits it over tp
+                 sequence_parallel:bool=True,
+                 schedule:str="interleaved1f1b")->int|None: # micro-batches per pipeline, when the batch is given
+    "Raise `ValueError` naming the numbers if the layout cannot run `cfg`"
+    _positive(tp=tp, pp=pp, vp=vp, dp=dp, gpus=gpus, micro_batch=micro_batch, global_batch=global_batch, seq_len=seq_len)
+    if gpus is not None and gpus != tp * pp * dp:
         fix = f"dp={gpus // (tp * pp)}" if gpus % (tp * pp) == 0 else f"a gpus count that is a multiple of tp*pp = {tp * pp}"
         raise ValueError(f"gpus={gpus} must equal tp*pp*dp = {tp}*{pp}*{dp} = {tp * pp * dp}; try {fix}")
-    if global_batch % (micro_batch * dp):
+    if global_batch is not None and micro_batch is not None and global_batch % (micro_batch * dp):
         raise ValueError(f"global_batch={global_batch} must be divisible by micro_batch*dp = {micro_batch}*{dp} = "
                          f"{micro_batch * dp}; try global_batch in {_near_multiples(global_batch, micro_batch * dp)}")
+    _check_pipeline(cfg, pp, vp, schedule)
+    for name in ("num_attention_heads", "num_query_groups", "ffn_hidden_size", "vocab_size", "hidden_size"):
+        n = getattr(cfg, name)
+        if n % tp: raise ValueError(f"tp={tp} must divide {name}={n}; try a tp that divides {n}")
+    if seq_len is not None and sequence_parallel and seq_len % tp:
+        raise ValueError(f"seq_len={seq_len} must be divisible by tp={tp} (sequence parallelism shards it)")
+    return global_batch // (micro_batch * dp) if global_batch is not None and micro_batch is not None else None
+
+def _check_pipeline(cfg:ModelConfig, pp:int, vp:int, schedule:str):
+    "Megatron's rule: every virtual stage holds the same number of layers; interleaving needs pp > 1 and its schedule"
+    if schedule not in SCHEDULES: raise ValueError(f"schedule={schedule!r}; choose one of {list(SCHEDULES)}")
+    if vp > 1 and pp == 1: raise ValueError(f"vp={vp} needs pp > 1: interleaving splits a pipeline rank's layers")
+    if vp > 1 and schedule != "interleaved1f1b":
+        raise ValueError(f"vp={vp} virtual stages need schedule='interleaved1f1b' (got {schedule!r})")
     if cfg.num_layers % (pp * vp):
         ok = [v for v in range(1, cfg.num_layers + 1) if cfg.num_layers % (pp * v) == 0]
         raise ValueError(f"num_layers={cfg.num_layers} must be divisible by pp*vp = {pp}*{vp} = {pp * vp}; "
                          + (f"try vp in {ok}" if ok else f"pp={pp} does not divide it either"))
-    if vp > 1 and pp == 1: raise ValueError(f"vp={vp} needs pp > 1: interleaving splits a pipeline rank's layers")
-    for name, n in (("num_attention_heads", cfg.num_attention_heads), ("num_query_groups", cfg.num_query_groups)):
-        if n % tp: raise ValueError(f"tp={tp} must divide {name}={n}; try a tp that divides {n}")
-    if seq_len % tp: raise ValueError(f"seq_len={seq_len} must be divisible by tp={tp} (sequence parallelism shards it)")
-    return global_batch // (micro_batch * dp)
 
 # %% ../nbs/05b_scale_planner.ipynb #74361bbd
 def bubble_fraction(pp:int, # pipeline ranks

@@ -15,9 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from safetensors.torch import save_file, load_file
 from .model import NemotronLM, rope_freqs
-from .files import atomic_dir
+from .files import atomic_dir, read_jsonl, write_jsonl
 from .checkpoint import hf_config, config_from_hf, read_safetensors, load_state_dict_strict
 from .tokenizer import Tokenizer, user, assistant
+from .parallel import LossSum, fit_length, parallelize, is_rank0, barrier
+from .train import TrainConfig, train
 
 # %% auto #0
 __all__ = ['ATTRIBUTES', 'REWARD_WEIGHTS', 'MISSING', 'HEAD_FILE', 'REWARD_CONFIG', 'READ_AT', 'TURN_MARKER', 'DATA_BUILDERS',
@@ -161,11 +163,15 @@ def score(self:RewardModel, conversations:list[list[dict]], # each ends with the
 HEAD_FILE, REWARD_CONFIG = "reward_head.safetensors", "reward_config.json"
 READ_AT = "final layer hidden state at the end-of-response token (the <extra_id_1> closing the last assistant turn)"
 
-def _tensors(module:nn.Module)->dict: return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+def _part(sd:dict, prefix:str)->dict:
+    "The tensors of `sd` under `prefix`, renamed without it, contiguous on the CPU"
+    return {k[len(prefix):]: v.detach().contiguous().cpu() for k, v in sd.items() if k.startswith(prefix)}
 
 @patch
-def save_pretrained(self:RewardModel, path)->Path:
+def save_pretrained(self:RewardModel, path,
+                    state_dict:dict|None=None)->Path:  # weights to write (a checkpoint's); None: the model's own
     "Write the backbone (Hugging Face layout), the head, its config and the tokenizer to `path`, atomically"
+    sd = self.state_dict() if state_dict is None else state_dict
     path, own = Path(path), {"config.json", "model.safetensors", HEAD_FILE, REWARD_CONFIG}
     keep = [p for p in path.iterdir() if p.name not in own] if path.exists() else []
     with atomic_dir(path) as tmp:
@@ -173,8 +179,8 @@ def save_pretrained(self:RewardModel, path)->Path:
         if self.tokenizer is not None: self.tokenizer.save_pretrained(tmp)
         config = {**hf_config(self.config), "architectures": ["NemotronModel"]}
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        save_file(_tensors(self.backbone), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        save_file(_tensors(self.head), str(tmp / HEAD_FILE), metadata={"format": "pt"})
+        save_file(_part(sd, "backbone."), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_file(_part(sd, "head."), str(tmp / HEAD_FILE), metadata={"format": "pt"})
         (tmp / REWARD_CONFIG).write_text(json.dumps(dict(kind=self.kind, attributes=list(self.attributes),
                                          weights=self.weights, read_at=READ_AT, head_file=HEAD_FILE), indent=2))
     return path
@@ -351,22 +357,22 @@ class LengthBuckets(torch.utils.data.Dataset):
 
 # %% ../nbs/08_reward_model.ipynb #23789dc5
 def _trim(ids:Tensor, mask:Tensor)->tuple[Tensor, Tensor]:
-    "Drop the padding columns that no row of a right-padded batch uses"
+    "Drop the padding columns no row of a right-padded batch uses (to a multiple of 8: `parallel.fit_length`)"
     T = int(mask.sum(-1).max())
-    return ids[..., :T], mask[..., :T]
+    return fit_length(ids, T), fit_length(mask, T)
 
-def regression_loss_sum(model:RewardModel, batch:dict)->tuple[Tensor, int]:
+def regression_loss_sum(model:RewardModel, batch:dict)->LossSum:
     "Summed squared error over the rated attributes of `batch`, and their number (a `train.train` loss_fn)"
     T, labels = batch["input_ids"].shape[-1], batch["labels"].flatten(0, -2)                      # (B, A)
     ids, mask = _trim(batch["input_ids"].reshape(-1, T), batch["attention_mask"].reshape(-1, T))  # (B, T)
-    return masked_mse(model(ids, mask), labels, "sum"), int(labelled(labels).sum())
+    return LossSum(masked_mse(model(ids, mask), labels, "sum"), int(labelled(labels).sum()))
 
-def bt_loss_sum(model:RewardModel, batch:dict)->tuple[Tensor, int]:
+def bt_loss_sum(model:RewardModel, batch:dict)->LossSum:
     "Summed Bradley-Terry loss over the pairs of `batch`, and their number (a `train.train` loss_fn)"
     T = batch["input_ids"].shape[-1]
     ids, mask = _trim(batch["input_ids"].reshape(-1, 2, T), batch["attention_mask"].reshape(-1, 2, T))  # (B, 2, T)
     r = model(ids.flatten(0, 1), mask.flatten(0, 1))[:, 0].view(-1, 2)  # (B, 2): chosen, rejected
-    return bt_loss(r[:, 0], r[:, 1], "sum"), len(r)
+    return LossSum(bt_loss(r[:, 0], r[:, 1], "sum"), len(r))
 
 # %% ../nbs/08_reward_model.ipynb #e5cdc119
 @lru_cache(maxsize=1)
@@ -661,46 +667,63 @@ def evaluate_reward_model(model:RewardModel, pairs:list[dict],   # preference re
     return out
 
 # %% ../nbs/08_reward_model.ipynb #9c6ed9ba
+def _write_experiment_data(data_dir:Path, train_prompts:int, val_prompts:int, pairs_per_subset:int, seed:int):
+    "The experiment's synthetic rows and held-out pairs as JSONL (written once, by rank 0)"
+    import datasets
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", synthetic_helpsteer(train_prompts, seed)),
+                       ("validation", synthetic_helpsteer(val_prompts, seed + 1, "test"))):
+        datasets.Dataset.from_list(rows).to_json(data_dir / f"{name}.jsonl")
+    write_jsonl(data_dir / "pairs.jsonl", synthetic_pairs(pairs_per_subset, seed + 2))
+
+def _curve(log:list[dict])->list[dict]:
+    return [dict(step=r["step"], loss=r["loss"], **({"eval_loss": r["eval_loss"]} if "eval_loss" in r else {}))
+            for r in log]
+
 def reward_experiment(base_dir,                       # base model directory (Hugging Face layout + tokenizer)
                       out_dir,                        # data/, model/, bradley_terry/, trainer logs
                       steps:int=2500,                 # optimizer steps of each model
-                      batch_tokens:int=1024,          # padded tokens per step (a length bucket; BT pairs count twice)
+                      batch_tokens:int=1024,          # padded tokens per bucket (BT pairs count twice)
                       lr:float=3e-4, min_lr:float=3e-5, warmup_steps:int=50, weight_decay:float=0.0,
                       train_prompts:int=6000,         # synthetic prompts (two rated responses each)
                       val_prompts:int=250,            # held-out prompts for the attribute metrics
                       pairs_per_subset:int=100,       # held-out preference pairs per subset
                       sort_buckets:bool=True,         # batches of similar lengths (cheaper) or of random rows (mixed)
-                      max_len:int=256, seed:int=0, eval_every:int=0, progress:bool=False)->dict:
-    "Train a regression and a Bradley-Terry reward model on synthetic HelpSteer2 data; evaluate both"
-    from nemotron_nb.train import TrainConfig, train
-    t0, out_dir = time.time(), Path(out_dir)
-    data_dir = out_dir / "data"; data_dir.mkdir(parents=True, exist_ok=True)
-    import datasets
-    for name, rows in (("train", synthetic_helpsteer(train_prompts, seed)), ("validation", synthetic_helpsteer(val_prompts, seed + 1, "test"))):
-        datasets.Dataset.from_list(rows).to_json(data_dir / f"{name}.jsonl")
+                      max_len:int=256, seed:int=0, eval_every:int=0, progress:bool=False,
+                      global_batch:int=1,             # length buckets per step (a multiple of the data-parallel size)
+                      mesh=None)->dict|None:          # a `parallel.init_mesh` mesh: train on its ranks (call on each)
+    "Train a regression and a Bradley-Terry reward model on synthetic HelpSteer2 data; evaluate both (rank 0 returns)"
+    t0, out_dir, data_dir = time.time(), Path(out_dir), Path(out_dir) / "data"
+    if is_rank0(): _write_experiment_data(data_dir, train_prompts, val_prompts, pairs_per_subset, seed)
+    barrier()
     train_rows, val_rows = load_helpsteer2(data_dir / "train.jsonl"), load_helpsteer2(data_dir / "validation.jsonl")
-    pairs = synthetic_pairs(pairs_per_subset, seed + 2)
-    (data_dir / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    pairs = read_jsonl(data_dir / "pairs.jsonl")
     tok = Tokenizer.from_pretrained(base_dir)          # both models read the base's tokenizer and context: tokenize once
     seq_len = min(max_len, config_from_hf(json.loads((Path(base_dir) / "config.json").read_text())).seq_length)
     rows, eval_rows = reward_rows(train_rows, tok, seq_len), reward_rows(val_rows, tok, seq_len)
-    res = dict(setup=dict(base_dir=str(base_dir), steps=steps, batch_tokens=batch_tokens, sort_buckets=sort_buckets, lr=lr, train_rows=len(train_rows),
-                          val_rows=len(val_rows), pairs=len(pairs), seed=seed))
+    res = dict(setup=dict(base_dir=str(base_dir), steps=steps, batch_tokens=batch_tokens, global_batch=global_batch,
+                          sort_buckets=sort_buckets, lr=lr, train_rows=len(train_rows), val_rows=len(val_rows),
+                          pairs=len(pairs), seed=seed))
     for kind, run_dir in (("regression", out_dir), ("bradley_terry", out_dir / "bradley_terry")):
         t1 = time.time()
-        attrs = ATTRIBUTES if kind == "regression" else ("score",)
-        model = RewardModel.from_base(base_dir, attrs, kind=kind, seed=seed)
+        model = RewardModel.from_base(base_dir, ATTRIBUTES if kind == "regression" else ("score",), kind=kind, seed=seed)
         if kind == "regression": data, held, loss_fn = rows, eval_rows, regression_loss_sum
-        else: data, held, loss_fn = PairRows(rows, preference_pairs(train_rows)), PairRows(eval_rows, preference_pairs(val_rows)), bt_loss_sum
-        c = TrainConfig(steps=steps, global_batch=1, micro_batch=1, lr=lr, min_lr=min_lr, warmup_steps=min(warmup_steps, steps // 2),
-                        weight_decay=weight_decay, eval_every=eval_every, eval_batches=8, save_every=steps // 5, keep_last=1, seed=seed)
-        log = train(model, LengthBuckets(data, batch_tokens, seed, sort_buckets), c, run_dir, eval_data=LengthBuckets(held, batch_tokens, seed),
-                    loss_fn=loss_fn, progress=progress)
-        ev = evaluate_reward_model(model, pairs, val_rows if kind == "regression" else None)
-        res[kind] = dict(**ev, train_items=len(data), seconds=round(time.time() - t1, 1),
-                         curve=[dict(step=r["step"], loss=r["loss"], **({"eval_loss": r["eval_loss"]} if "eval_loss" in r else {})) for r in log])
+        else:
+            data, held = PairRows(rows, preference_pairs(train_rows)), PairRows(eval_rows, preference_pairs(val_rows))
+            loss_fn = bt_loss_sum
+        held_buckets, dp = LengthBuckets(held, batch_tokens, seed), 1 if mesh is None else mesh["dp"].size()
+        n_eval = min(8, len(held_buckets)) // dp * dp     # held-out buckets: up to 8, split evenly over the dp ranks
+        c = TrainConfig(steps=steps, global_batch=global_batch, micro_batch=1, lr=lr, min_lr=min_lr,
+                        warmup_steps=min(warmup_steps, steps // 2), weight_decay=weight_decay, eval_every=eval_every,
+                        eval_batches=max(1, n_eval), save_every=max(1, steps // 5), keep_last=1, seed=seed)
+        log = train(parallelize(model, mesh), LengthBuckets(data, batch_tokens, seed, sort_buckets), c, run_dir,
+                    eval_data=held_buckets if n_eval else None, loss_fn=loss_fn, progress=progress)
+        if not is_rank0(): continue                    # rank 0 evaluates the trained model, whole, as written
+        ev = evaluate_reward_model(RewardModel.from_pretrained(run_dir / "model"), pairs,
+                                   val_rows if kind == "regression" else None)
+        res[kind] = dict(**ev, train_items=len(data), seconds=round(time.time() - t1, 1), curve=_curve(log))
     res["seconds"] = round(time.time() - t0, 1)
-    return res
+    return res if is_rank0() else None
 
 # %% ../nbs/08_reward_model.ipynb #c5e0d0e5
 def reward_tables(res:dict)->dict:

@@ -15,8 +15,8 @@ from torch.distributed.tensor import DTensor
 from nemotron_nb.config import preset
 from nemotron_nb.model import NemotronLM, lm_loss
 from nemotron_nb.checkpoint import randomize_
-from nemotron_nb.parallel import (init_mesh, parallelize, train_step, eval_step, BatchRamp, save_distributed,
-                                  load_distributed)
+from nemotron_nb.parallel import (init_mesh, parallelize, train_step, eval_step, local_micro_batches, BatchRamp,
+                                  save_distributed, load_distributed)
 
 warnings.filterwarnings("ignore", message=".*FSDP2-wrapped module.*returned a view")
 warnings.filterwarnings("ignore", message=".*sequential all_reduce operations.*")
@@ -100,35 +100,119 @@ def run_variant(mesh, name:str, vp:int, save:str|None, load:str|None)->dict:
     if load:
         first = load_distributed(pm, opt, load)["step"]
     for i, b in enumerate(data[first:], start=first):
-        steps.append(train_step(pm, opt, b, micro_batch=1, max_grad_norm=1.0))
+        steps.append(train_step(pm, opt, local_micro_batches(pm, b, micro_batch=1), max_grad_norm=1.0))
         if save and i + 1 == 2: save_distributed(pm, opt, save, step=2, consumed_samples=sum(len(d["input_ids"]) for d in data[:2]))
-    ev = eval_step(pm, data[0], micro_batch=1)
+    ev = eval_step(pm, local_micro_batches(pm, data[0], micro_batch=1))
     seconds = time.time() - t0
     rec = dict(variant=name, steps=steps, eval_loss=ev["loss"], seconds=round(seconds, 2), first_step=first,
                placements=placements(pm))
     return rec
 
+# --- Other objectives: the reward model's regression and DPO, through the same step ---------------------------------
+# Each step has two micro-batches of right-padded rows of different lengths (one per data-parallel rank at dp=2);
+# the reference is a plain loop: the objective's summed loss over the step's micro-batches divided by their
+# targets, backward, clip_grad_norm_, AdamW.
+
+def reward_batches()->list[list[dict]]:
+    "STEPS steps of two micro-batches: 3 conversations each, 5..16 tokens, some attributes unrated"
+    from nemotron_nb.reward import MISSING
+    g, out = torch.Generator().manual_seed(2), []
+    for _ in range(STEPS):
+        step = []
+        for _ in range(2):
+            lens = torch.randint(5, CFG.seq_length + 1, (3,), generator=g)
+            ids, mask = torch.zeros(3, int(lens.max()), dtype=torch.long), torch.zeros(3, int(lens.max()), dtype=torch.long)
+            for i, n in enumerate(lens.tolist()):
+                ids[i, :n] = torch.randint(1, CFG.vocab_size, (n,), generator=g)
+                mask[i, :n] = 1
+            labels = torch.randint(0, 5, (3, 5), generator=g).float()
+            labels[0, 1] = labels[2, 4] = MISSING
+            step.append(dict(input_ids=ids, attention_mask=mask, labels=labels))
+        out.append(step)
+    return out
+
+def dpo_batches()->list[list[dict]]:
+    "STEPS steps of two micro-batches: 2 pairs each, prompts of 4 tokens, responses of 2..11 tokens"
+    g, out = torch.Generator().manual_seed(3), []
+    for _ in range(STEPS):
+        step = []
+        for _ in range(2):
+            lens = torch.randint(6, CFG.seq_length, (2, 2), generator=g)
+            T = int(lens.max())
+            ids, mask = torch.zeros(2, 2, T, dtype=torch.long), torch.zeros(2, 2, T, dtype=torch.long)
+            for b in range(2):
+                for j in range(2):
+                    n = int(lens[b, j])
+                    ids[b, j, :n] = torch.randint(1, CFG.vocab_size, (n,), generator=g)
+                    mask[b, j, 4:n] = 1                             # the response after a 4-token prompt
+            step.append(dict(input_ids=ids, loss_mask=mask, lengths=lens,
+                             ref_logprobs=-20 - 10 * torch.rand(2, 2, generator=g), rewards=torch.full((2, 2), float("nan"))))
+        out.append(step)
+    return out
+
+def objective(name:str):
+    "(model builder, step batches, loss function) of an objective"
+    if name == "reward":
+        from nemotron_nb.reward import RewardModel, regression_loss_sum
+        def build():
+            torch.manual_seed(0)
+            return RewardModel(build_model())
+        return build, reward_batches(), regression_loss_sum
+    from nemotron_nb.align.preference import PreferenceLoss, PreferenceConfig
+    return build_model, dpo_batches(), PreferenceLoss(PreferenceConfig("dpo", beta=0.5, sft_weight=0.1))
+
+def objective_reference(name:str)->list[dict]:
+    "The plain single-process run of an objective: per-step loss, grad norm and statistics"
+    build, data, loss_fn = objective(name)
+    model = build()
+    opt, out = optimizer(model.parameters()), []
+    for step in data:
+        opt.zero_grad()
+        outs = [loss_fn(model, mb) for mb in step]
+        n = sum(o[1] for o in outs)
+        (sum(o[0] for o in outs) / n).backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        stats = {k: sum(float(o[2][k]) for o in outs) / n for k in (outs[0][2] if len(outs[0]) > 2 else {})}
+        out.append(dict(loss=sum(o[0].item() for o in outs) / n, grad_norm=norm.item(), **stats))
+    return out
+
+def run_objective(mesh, name:str)->dict:
+    build, data, loss_fn = objective(name)
+    pm = parallelize(build(), mesh)
+    opt = optimizer(pm.parameters())
+    t0 = time.time()
+    steps = [train_step(pm, opt, local_micro_batches(pm, step), loss_fn, max_grad_norm=1.0) for step in data]
+    return dict(variant=name, steps=steps, seconds=round(time.time() - t0, 2), placements=placements(pm))
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--layout", default="1,1,1", help="dp,pp,tp")
     ap.add_argument("--vp", type=int, default=1)
-    ap.add_argument("--variants", default="base")
+    ap.add_argument("--variants", default="base", help="parallelize variants of the LM objective, or 'reward', 'dpo'")
     ap.add_argument("--save"), ap.add_argument("--load")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     dp, pp, tp = map(int, a.layout.split(","))
     torch.set_num_threads(1)
     mesh = init_mesh(dp, pp, tp) if "RANK" in os.environ else None
-    recs = [run_variant(mesh, v, a.vp, a.save if v == "base" else None, a.load) for v in a.variants.split(",")]
+    names = a.variants.split(",")
+    recs = [run_objective(mesh, v) if v in ("reward", "dpo") else run_variant(mesh, v, a.vp, a.save if v == "base" else None, a.load)
+            for v in names]
     if not dist.is_initialized() or dist.get_rank() == 0:
         refs = {True: reference(batches(True)), False: reference(batches(False))}
         for r in recs:
-            rr, r["reference_eval_loss"] = refs[r["variant"] != "unpacked"]
-            rr = rr[r["first_step"]:]
-            r["reference"] = rr
-            r["eval_loss_diff"] = abs(r["eval_loss"] - r["reference_eval_loss"])
-            r["max_loss_diff"] = max(abs(s["loss"] - q["loss"]) for s, q in zip(r["steps"], rr))
-            r["max_grad_norm_diff"] = max(abs(s["grad_norm"] - q["grad_norm"]) for s, q in zip(r["steps"], rr))
+            if r["variant"] in ("reward", "dpo"):
+                r["reference"] = objective_reference(r["variant"])
+                stats = [k for k in r["reference"][0] if k not in ("loss", "grad_norm")]
+                r["max_stat_diff"] = max([abs(s[k] - q[k]) for s, q in zip(r["steps"], r["reference"]) for k in stats] or [0])
+                r["eval_loss_diff"] = 0.0
+            else:
+                rr, r["reference_eval_loss"] = refs[r["variant"] != "unpacked"]
+                r["reference"] = rr[r["first_step"]:]
+                r["eval_loss_diff"] = abs(r["eval_loss"] - r["reference_eval_loss"])
+            r["max_loss_diff"] = max(abs(s["loss"] - q["loss"]) for s, q in zip(r["steps"], r["reference"]))
+            r["max_grad_norm_diff"] = max(abs(s["grad_norm"] - q["grad_norm"]) for s, q in zip(r["steps"], r["reference"]))
         out = dict(layout=dict(dp=dp, pp=pp, tp=tp, vp=a.vp), world=dp * pp * tp, variants=recs)
         tmp = a.out + ".tmp"
         with open(tmp, "w") as f: json.dump(out, f, indent=1)

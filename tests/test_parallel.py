@@ -6,7 +6,7 @@ Then the pretraining stage notebook itself on 2, 4 and (flag `dist`) 8 CPU ranks
 directly and through the pipeline's `launch` option, against the same notebook in one process; a failing rank
 named by the pipeline; and, where CUDA exists, one NCCL step.
 """
-import json, subprocess, sys
+import json, math, subprocess, sys
 import pytest
 import nbformat
 from conftest import ROOT, run_flags, stage_notebook
@@ -272,7 +272,7 @@ import json, sys, torch, torch.distributed as dist
 from nemotron_nb.config import preset
 from nemotron_nb.model import NemotronLM, lm_loss
 from nemotron_nb.checkpoint import randomize_
-from nemotron_nb.parallel import init_mesh, parallelize, train_step
+from nemotron_nb.parallel import init_mesh, parallelize, train_step, local_micro_batches
 mesh = init_mesh()                                    # CUDA present: NCCL, this rank bound to its GPU
 cfg = preset("tiny_gqa", num_layers=2, seq_length=16)
 g = torch.Generator().manual_seed(0)
@@ -280,7 +280,7 @@ ids = torch.randint(0, cfg.vocab_size, (4, 17), generator=g)
 batch = dict(input_ids=ids[:, :-1], labels=ids[:, 1:])
 ref = randomize_(NemotronLM(cfg), seed=0, std=0.02)
 pm = parallelize(randomize_(NemotronLM(cfg), seed=0, std=0.02).cuda(), mesh)
-out = train_step(pm, torch.optim.AdamW(pm.parameters(), lr=1e-3), batch)
+out = train_step(pm, torch.optim.AdamW(pm.parameters(), lr=1e-3), local_micro_batches(pm, batch))
 loss = lm_loss(ref(batch["input_ids"]), batch["labels"]).item()
 json.dump(dict(backend=dist.get_backend(), device=str(pm.device), loss=out["loss"], ref=loss), open(sys.argv[1], "w"))
 dist.destroy_process_group()
@@ -300,3 +300,67 @@ def test_nccl_world_of_one_trains_a_step(tmp_path):
     res = json.loads(out.read_text())
     assert res["backend"] == "nccl" and res["device"].startswith("cuda")
     assert abs(res["loss"] - res["ref"]) < 1e-4, res          # TF32 is off by default for fp32 matmuls
+
+# --- Every objective through the same step: the reward model's regression and DPO, dp=2 and tp=2 ------------------
+@pytest.mark.parametrize("layout", ["2,1,1", "1,1,2"], ids=["dp2", "tp2"])
+def test_reward_and_dpo_objectives_match_one_process(tmp_path, layout):
+    "2 ranks against a plain single-process loop: per-step loss, grad norm and DPO statistics within 1e-5"
+    recs = launch(tmp_path, 2, layout, "reward,dpo")
+    for name in ("reward", "dpo"):
+        assert_parity(recs[name])
+        assert recs[name]["max_stat_diff"] < TOL, recs[name]
+    assert set(recs["dpo"]["steps"][0]) >= {"accuracy", "margin", "kl_ref", "preference_loss"}
+    head = recs["reward"]["placements"]["head.weight"]
+    assert head["full"] == [5, 64]                            # the reward head, outside the language model
+    if layout == "1,1,2":
+        assert recs["reward"]["placements"]["backbone.model.layers.0.mlp.up_proj.weight"]["placements"] == ["S(0)"]
+        assert head["placements"] == []                       # whole on every tensor-parallel rank
+
+# --- The alignment stages through the pipeline's `launch` option: reward (dp=2), code SFT (tp=2), DPO (dp=2), RPO (tp=2)
+SMALL_ALIGN = dict(
+    reward=dict(steps=4, batch_tokens=256, train_prompts=24, val_prompts=6, pairs_per_subset=2, eval_every=2,
+                warmup_steps=1, global_batch=2, dp=2),
+    sft_code=dict(max_records=16, heldout_records=4, global_batch=4, micro_batch=2, max_new_tokens=8, save_every=0,
+                  max_chars=300, overlong="truncate",
+                  tp=2),
+    **{s: dict(prompts=12, responses_per_prompt=2, max_tokens=6, heldout_prompts=4, global_batch=4, micro_batch=2,
+               warmup_steps=0, **layout) for s, layout in (("dpo", dict(dp=2)), ("rpo", dict(tp=2, iterations=1)))})
+
+@pytest.fixture(scope="module")
+def base_model(stage_inputs, tmp_path_factory):
+    "A random `tiny` model with the stage inputs' tokenizer, in Hugging Face layout"
+    import torch
+    from nemotron_nb.config import preset
+    from nemotron_nb.model import NemotronLM
+    from nemotron_nb.tokenizer import Tokenizer
+    d = tmp_path_factory.mktemp("base") / "model"
+    tok = Tokenizer.from_pretrained(stage_inputs["tokenizer_dir"])
+    torch.manual_seed(0)
+    NemotronLM(preset("tiny", vocab_size=tok.vocab_size, seq_length=512)).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+def test_alignment_stages_train_distributed_through_the_pipeline(stage_inputs, base_model, tmp_path):
+    "Reward, SFT and preference training run under FSDP2 and tensor-parallel layouts, one papermill kernel per rank"
+    import yaml
+    from nemotron_nb.pipeline import run_pipeline
+    inputs = dict(reward=dict(base_model_dir=base_model),
+                  sft_code=dict(model_dir=base_model, corpus_dir=stage_inputs["corpus_dir"]),
+                  dpo=dict(sft_model_dir="${sft_code.out_dir}/model", reward_model_dir="${reward.out_dir}/model"),
+                  rpo=dict(model_dir="${dpo.out_dir}/model", reward_model_dir="${reward.out_dir}/model"))
+    stages = [dict(name=s, inputs=inputs[s], parameters=p, launch=dict(nproc_per_node=2), outputs=["model"])
+              for s, p in SMALL_ALIGN.items()]
+    y = tmp_path / "align.yaml"
+    y.write_text(yaml.safe_dump(dict(name="align", notebooks=str(STAGE.parent), stages=stages)))
+    t0 = time.time()
+    rows = run_pipeline(y, tmp_path / "runs")
+    print(f"4 alignment stages on 2 ranks each: {time.time() - t0:.0f}s")
+    assert [r["status"] for r in rows] == ["ran"] * 4
+    for row, (s, p) in zip(rows, SMALL_ALIGN.items()):
+        out = tmp_path / "runs" / s
+        assert {k: row["metrics"]["layout"][k] for k in ("dp", "tp")} == {"dp": p.get("dp", 1), "tp": p.get("tp", 1)}
+        assert (out / f"{s}.rank1.ipynb").exists()                      # a second kernel trained too
+        log = [json.loads(l) for l in (out / ("iteration_1" if s == "rpo" else ".") / "metrics.jsonl").open()]
+        assert log and all(math.isfinite(r["loss"]) for r in log), s
+    from nemotron_nb.reward import RewardModel
+    assert RewardModel.from_pretrained(tmp_path / "runs" / "reward" / "model").kind == "regression"

@@ -92,7 +92,7 @@ def test_lr_follows_consumed_samples_under_a_batch_ramp(tmp_path):
     rows = [dict(input_ids=r[:-1], labels=r[1:], position_ids=torch.arange(16)) for r in ids]
     common = dict(micro_batch=4, lr=1e-3, min_lr=1e-4, warmup_steps=3, decay_steps=6, eval_every=0, save_every=0)
     flat = TrainConfig(steps=10, global_batch=8, **common)
-    ramped = TrainConfig(steps=14, global_batch=4, batch_ramp=((8, 8),), **common)        # batches 4, 4, then 8
+    ramped = TrainConfig(steps=14, global_batch=8, rampup_batch_size=(4, 4, 8), **common)   # batches 4, 4, then 8
     def run(c, d):
         torch.manual_seed(0)
         return train(NemotronLM(preset("tiny_gqa", vocab_size=128, seq_length=16)), rows, c, tmp_path / d, progress=False)

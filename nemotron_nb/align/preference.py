@@ -14,17 +14,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from ..model import NemotronLM, IGNORE_INDEX
 from ..tokenizer import Tokenizer, assistant
-from ..train import TrainConfig, train, latest_checkpoint
+from ..train import TrainConfig, train
+from ..parallel import LossSum, fit_length, parallelize, is_rank0, barrier, checkpoint_state_dict
 from ..reward import pad_batch
 from .sft import chat_replies, add_generation_config
-from ..files import read_jsonl, write_jsonl
+from ..files import read_jsonl, write_jsonl, write_atomic
 
 # %% auto #0
-__all__ = ['RPO_DISTANCES', 'PAPER_PREFERENCE', 'dpo_loss', 'sft_loss', 'bernoulli_kl', 'rpo_loss', 'preference_metrics',
-           'sequence_logprobs', 'encode_response', 'pad_right', 'check_preference', 'record_key', 'encode_pairs',
-           'model_id', 'batched_logprobs', 'pair_logprobs', 'reference_logprobs', 'PreferenceRows', 'PreferenceConfig',
-           'PreferenceLoss', 'train_preference', 'rpo_iterations', 'sample_responses', 'best_worst_pairs',
-           'score_responses', 'make_preference_data', 'policy_replies', 'policy_kl', 'evaluate_policy']
+__all__ = ['RPO_DISTANCES', 'PAPER_PREFERENCE', 'PREFERENCE_COLUMNS', 'dpo_loss', 'sft_loss', 'bernoulli_kl', 'rpo_loss',
+           'preference_metrics', 'sequence_logprobs', 'encode_response', 'pad_right', 'check_preference', 'record_key',
+           'encode_pairs', 'model_id', 'batched_logprobs', 'pair_logprobs', 'reference_logprobs', 'PreferenceRows',
+           'PreferenceConfig', 'PreferenceLoss', 'preference_rows', 'train_preference', 'rpo_iterations',
+           'sample_responses', 'best_worst_pairs', 'score_responses', 'make_preference_data', 'policy_replies',
+           'policy_kl', 'evaluate_policy']
 
 # %% ../../nbs/15_preference_tuning.ipynb #e39059b8
 def _reduce(per_pair:Tensor, reduction:str)->Tensor:
@@ -239,35 +241,32 @@ PAPER_PREFERENCE = {  # Nemotron-4 340B §3.4 (values from notes on the paper, u
 
 # %% ../../nbs/15_preference_tuning.ipynb #83efa669
 class PreferenceLoss:
-    "A `train.train` loss_fn for preference pairs: (summed loss, pairs); keeps per-micro-batch metrics"
-    def __init__(self, cfg:PreferenceConfig): self.cfg, self.history = cfg, []
+    "A `train.train` loss_fn for preference pairs: the loss summed over pairs, their number, and summed metrics"
+    def __init__(self, cfg:PreferenceConfig): self.cfg = cfg
 
-    def __call__(self, model:torch.nn.Module, batch:dict)->tuple[Tensor, int]:
+    def __call__(self, model:torch.nn.Module, batch:dict)->LossSum:
         c, T = self.cfg, int(batch["lengths"].max())
-        ids, mask = batch["input_ids"][..., :T], batch["loss_mask"][..., :T]       # (B, 2, T)
+        ids, mask = fit_length(batch["input_ids"], T), fit_length(batch["loss_mask"], T)   # (B, 2, T')
         lp, n = sequence_logprobs(model, ids.flatten(0, 1), mask.flatten(0, 1))
         lp, n = lp.view(-1, 2), n.view(-1, 2)                                        # (B, 2): chosen, rejected
         ref, rw = batch["ref_logprobs"], batch["rewards"]
         if c.loss == "dpo": loss = dpo_loss(lp[:, 0], lp[:, 1], ref[:, 0], ref[:, 1], c.beta, reduction="sum")
-        else: loss = rpo_loss(lp[:, 0], lp[:, 1], ref[:, 0], ref[:, 1], rw[:, 0], rw[:, 1], c.beta, c.eta, c.distance, reduction="sum")
+        else:
+            loss = rpo_loss(lp[:, 0], lp[:, 1], ref[:, 0], ref[:, 1], rw[:, 0], rw[:, 1], c.beta, c.eta, c.distance,
+                            reduction="sum")
         total = loss
-        if c.sft_weight: total = loss + c.sft_weight * sft_loss(lp[:, 0], n[:, 0] if c.sft_average else None, reduction="sum")
-        if torch.is_grad_enabled():
-            self.history.append(dict(pairs=len(lp), loss=total.item(), preference_loss=loss.item(),
-                                     **preference_metrics(lp[:, 0], lp[:, 1], ref[:, 0], ref[:, 1], c.beta)))
-        return total, len(lp)
+        if c.sft_weight:
+            total = loss + c.sft_weight * sft_loss(lp[:, 0], n[:, 0] if c.sft_average else None, reduction="sum")
+        means = preference_metrics(lp[:, 0], lp[:, 1], ref[:, 0], ref[:, 1], c.beta)
+        stats = dict(preference_loss=loss.item(), **{k: v * len(lp) for k, v in means.items()})   # sums over pairs
+        return LossSum(total, len(lp), stats)
 
 # %% ../../nbs/15_preference_tuning.ipynb #2b3a896b
-def _step_rows(history:list[dict], micro_per_step:int, first_step:int)->list[dict]:
-    "Pair-weighted means of per-micro-batch metrics, one row per optimizer step"
-    out = []
-    for j in range(0, len(history) - micro_per_step + 1, micro_per_step):
-        h = history[j:j + micro_per_step]
-        n = sum(x["pairs"] for x in h)
-        row = {k: sum(x[k] * x["pairs"] for x in h) / n for k in h[0] if k not in ("pairs", "loss", "preference_loss")}
-        out.append(dict(step=first_step + j // micro_per_step + 1, loss=sum(x["loss"] for x in h) / n,
-                        preference_loss=sum(x["preference_loss"] for x in h) / n, **row))
-    return out
+PREFERENCE_COLUMNS = ("step", "loss", "preference_loss", *preference_metrics(*torch.zeros(4, 1)))
+
+def preference_rows(metrics:list[dict])->list[dict]:
+    "The preference columns of the trainer's rows: per step, the loss and the metrics (means over its pairs)"
+    return [{k: r[k] for k in PREFERENCE_COLUMNS} for r in metrics]
 
 def _rewards(records:list[dict])->Tensor|None:
     if not all(isinstance(r.get(k), (int, float)) for r in records for k in ("chosen_reward", "rejected_reward")): return None
@@ -286,35 +285,38 @@ def train_preference(policy_dir,                      # starting weights (Huggin
                      eval_records=None,               # held-out pairs: eval_loss in metrics.jsonl
                      cache_file=None,                 # reference log-prob cache (default: out_dir/data/ref_logprobs.jsonl)
                      max_len:int|None=None,           # longest conversation (default: the model's seq_length)
-                     device=None, progress:bool=False)->dict: # {"metrics": trainer rows, "preference": per-step rows}
+                     device=None, progress:bool=False,
+                     mesh=None)->dict:                # a `parallel.init_mesh` mesh (dp, tp): train on its ranks
     "Tune `policy_dir` on preference pairs with DPO or RPO against a frozen reference; write `out_dir/model`"
     out_dir, policy_dir = Path(out_dir), Path(policy_dir)
     ref_dir = Path(ref_dir or policy_dir)
     records = check_preference(records, need_rewards=pref.loss == "rpo")
     eval_records = check_preference(eval_records, need_rewards=pref.loss == "rpo") if eval_records else None
     tok = Tokenizer.from_pretrained(policy_dir)
-    if (ref_tok := Tokenizer.from_pretrained(ref_dir)).model_proto != tok.model_proto:
-        raise ValueError(f"the policy ({policy_dir}) and the reference ({ref_dir}) have different tokenizers; they must share one")
+    if Tokenizer.from_pretrained(ref_dir).model_proto != tok.model_proto:
+        raise ValueError(f"the policy ({policy_dir}) and the reference ({ref_dir}) have different tokenizers; "
+                         "they must share one")
     cfg = cfg or TrainConfig(steps=max(1, len(records) // 16), global_batch=16, micro_batch=16, lr=1e-5, min_lr=1e-6,
                              warmup_steps=0, weight_decay=0.0)
     cache_file = Path(cache_file or out_dir / "data" / "ref_logprobs.jsonl")
     max_len = max_len or json.loads((policy_dir / "config.json").read_text())["max_position_embeddings"]
-    ref_id, n = model_id(ref_dir), len(records)
-    ref = reference_logprobs(ref_dir, records + (eval_records or []), cache_file, max_len, device=device, ref_id=ref_id)
+    ref_id, n, pairs = model_id(ref_dir), len(records), records + (eval_records or [])
+    if is_rank0(): reference_logprobs(ref_dir, pairs, cache_file, max_len, device=device, ref_id=ref_id)  # fills the cache
+    barrier()
+    ref = reference_logprobs(ref_dir, pairs, cache_file, max_len, device=device, ref_id=ref_id)   # read from it
     rows = _rows(records, ref[:n], tok, max_len)                                        # the reference is gone by now
     held = _rows(eval_records, ref[n:], tok, max_len) if eval_records else None
-    ckpt = latest_checkpoint(out_dir)
-    first = int(ckpt.name.split("_")[-1]) if ckpt is not None else 0
-    model = NemotronLM.from_pretrained(policy_dir, device=device)
-    loss_fn = PreferenceLoss(pref)
-    metrics = train(model, rows, cfg, out_dir, eval_data=held, tokenizer=tok, loss_fn=loss_fn, progress=progress)
-    old = [r for r in read_jsonl(out_dir / "preference_metrics.jsonl", missing_ok=True) if r["step"] <= first]
-    steps = old + _step_rows(loss_fn.history, cfg.global_batch // cfg.micro_batch, first)
-    write_jsonl(out_dir / "preference_metrics.jsonl", steps)
-    add_generation_config(out_dir / "model", tok)                                       # train's export wrote weights and tokenizer
-    info = dict(policy=str(policy_dir), reference=str(ref_dir), reference_id=ref_id, pairs=len(records),
-                eval_pairs=len(eval_records or []), preference=asdict(pref), train=asdict(cfg))
-    (out_dir / "preference.json").write_text(json.dumps(info, indent=2))
+    model = parallelize(NemotronLM.from_pretrained(policy_dir, device=device), mesh)
+    metrics = train(model, rows, cfg, out_dir, eval_data=held, tokenizer=tok, loss_fn=PreferenceLoss(pref),
+                    progress=progress)
+    steps = preference_rows(metrics)
+    if is_rank0():
+        write_jsonl(out_dir / "preference_metrics.jsonl", steps)
+        add_generation_config(out_dir / "model", tok)                                   # train wrote weights, tokenizer
+        info = dict(policy=str(policy_dir), reference=str(ref_dir), reference_id=ref_id, pairs=len(records),
+                    eval_pairs=len(eval_records or []), preference=asdict(pref), train=asdict(cfg))
+        write_atomic(out_dir / "preference.json", json.dumps(info, indent=2))
+    barrier()
     return dict(metrics=metrics, preference=steps)
 
 # %% ../../nbs/15_preference_tuning.ipynb #0052ec81

@@ -15,6 +15,7 @@ from ..tokenizer import Tokenizer, user, assistant
 from ..files import read_jsonl, write_jsonl
 from ..checkpoint import write_generation_config
 from ..train import TrainConfig, train, evaluate
+from ..parallel import parallelize, is_rank0, barrier
 
 # %% auto #0
 __all__ = ['SFT_ROLES', 'OVERLONG', 'CATEGORIES', 'WORDS', 'PHRASINGS', 'SYSTEM_PROMPTS', 'GENERAL_TASKS', 'CODE_PHRASINGS',
@@ -427,6 +428,7 @@ def run_sft(model_dir,                     # the model to fine-tune (Hugging Fac
             eval_records:list[dict]|None=None,   # held-out records for the held-out loss
             seq_len:int|None=None,         # packed row length; None: the model's seq_length
             seed:int=0, overlong:str="drop", device=None, progress:bool=False,
+            mesh=None,                     # a `parallel.init_mesh` mesh (dp, pp, tp): train on its ranks (call on each)
             **train_overrides)->dict:      # more TrainConfig fields (eval_every, save_every, precision...)
     "Fine-tune the model in `model_dir` on `records` for one SFT stage; returns data stats, config and the log"
     tok = Tokenizer.from_pretrained(model_dir)
@@ -438,8 +440,10 @@ def run_sft(model_dir,                     # the model to fine-tune (Hugging Fac
     c = stage_train_config(stage, len(data), seed)
     c = replace(c, **{**dict(eval_batches=math.ceil(len(held) / c.micro_batch) if held else 1,    # all held-out rows
                              eval_every=max(1, c.steps // 5)), **train_overrides})               # five held-out points
-    log = train(model, data, c, out_dir, eval_data=held, tokenizer=tok, progress=progress)
-    add_generation_config(Path(out_dir) / "model", tok)                 # train's export wrote the weights and the tokenizer
+    log = train(parallelize(model, mesh, seq_len=seq_len), data, c, out_dir, eval_data=held, tokenizer=tok,
+                progress=progress)
+    if is_rank0(): add_generation_config(Path(out_dir) / "model", tok)   # train wrote the weights and the tokenizer
+    barrier()
     return dict(stage=asdict(stage), train_config=asdict(c), data=data.stats, eval_data=held.stats if held else None, log=log)
 
 # %% ../../nbs/14_sft.ipynb #0a67204b
