@@ -145,7 +145,7 @@ dist_only = pytest.mark.skipif("dist" not in run_flags(), reason="8 kernels, ~80
 def stage_inputs(tmp_path_factory):
     "A small default corpus and a 512-piece tokenizer, as the tokenizer stage writes them"
     import warnings
-    from nemotron_nb.data import build_default_corpus, load_corpus, source_kind
+    from nemotron_nb.corpus import build_default_corpus, load_corpus, source_kind
     from nemotron_nb.tokenizer import train_tokenizer
     d = tmp_path_factory.mktemp("inputs")
     with warnings.catch_warnings():

@@ -163,7 +163,7 @@ KINDS = {"open_qa", "writing", "closed_qa", "math", "python", "if_single", "if_a
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     "A random tiny model with a trained tokenizer, and a small default corpus"
-    from nemotron_nb.data import build_default_corpus
+    from nemotron_nb.corpus import build_default_corpus
     d = tmp_path_factory.mktemp("sdg_inputs")
     build_default_corpus(d / "corpus", scale=0.05)
     return make_tiny_model_dir(d / "model"), d / "corpus"

@@ -449,7 +449,7 @@ def run_sft(model_dir,                     # the model to fine-tune (Hugging Fac
 # %% ../../nbs/14_sft.ipynb #0a67204b
 def stdlib_split(max_modules:int|None=None)->tuple[list[str], list[str]]:
     "Standard-library sources: (training modules, held-out modules: those whose name hashes to 0 mod 10)"
-    from nemotron_nb.data import stdlib_modules      # imported here: `data` imports `datasets`
+    from nemotron_nb.corpus import stdlib_modules    # imported here: `corpus` imports `datasets`
     train_src, held_src = [], []
     for mod, path in stdlib_modules()[:max_modules]:
         try: text = path.read_text(encoding="utf-8")
