@@ -19,7 +19,7 @@ from torch.distributed.fsdp import fully_shard, FSDPModule
 from .config import ModelConfig
 from typing import NamedTuple
 from torch import Tensor
-from .model import NemotronLM, NemotronBackbone, IGNORE_INDEX
+from .model import NemotronLM, IGNORE_INDEX
 from .planner import check_layout, SCHEDULES
 from .files import write_atomic, file_manifest, manifest_problems
 from fastcore.basics import patch_to
@@ -174,17 +174,9 @@ def pipeline_table(num_layers:int, pp:int, vp:int)->pd.DataFrame:
 # %% ../nbs/05_parallel.ipynb #4cf3c382
 def stage_view(local:NemotronLM, layer_keys:list[str], first:bool, last:bool)->NemotronLM:
     "A `NemotronLM` sharing `local`'s modules: layers `layer_keys`, the embedding if first, norm and head if last"
-    bb = NemotronBackbone.__new__(NemotronBackbone)
-    nn.Module.__init__(bb)
-    bb.embed_tokens = local.model.embed_tokens if first else None
-    bb.layers = nn.ModuleDict({k: local.model.layers[k] for k in layer_keys})
-    bb.norm = local.model.norm if last else None
-    view = NemotronLM.__new__(NemotronLM)
-    nn.Module.__init__(view)
-    view.config, view.model = local.config, bb
-    view.lm_head = local.lm_head if last else None
-    view.register_buffer("inv_freq", local.inv_freq, persistent=False)
-    return view
+    return NemotronLM.from_modules(local.config, local.model.embed_tokens if first else None,
+                                   {k: local.model.layers[k] for k in layer_keys},
+                                   local.model.norm if last else None, local.lm_head if last else None)
 
 def split_for_pipeline(model:NemotronLM, pp_rank:int, pp:int, vp:int=1)->tuple[NemotronLM, list[int], list[NemotronLM]]:
     "Trim `model` in place to what pipeline rank `pp_rank` owns; returns it, its stage ids and one view per stage"

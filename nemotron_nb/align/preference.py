@@ -17,7 +17,8 @@ from ..tokenizer import Tokenizer, assistant
 from ..train import TrainConfig, train
 from ..parallel import LossSum, fit_length, parallelize, is_rank0, barrier, checkpoint_state_dict
 from ..reward import pad_batch
-from .sft import chat_replies, add_generation_config
+from .sft import add_generation_config
+from ..llm import SamplingParams, chat_replies
 from ..files import read_jsonl, write_jsonl, write_atomic
 
 # %% auto #0
@@ -25,8 +26,8 @@ __all__ = ['RPO_DISTANCES', 'PAPER_PREFERENCE', 'PREFERENCE_COLUMNS', 'dpo_loss'
            'preference_metrics', 'sequence_logprobs', 'encode_response', 'pad_right', 'check_preference', 'record_key',
            'encode_pairs', 'model_id', 'batched_logprobs', 'pair_logprobs', 'reference_logprobs', 'PreferenceRows',
            'PreferenceConfig', 'PreferenceLoss', 'preference_rows', 'train_preference', 'rpo_iterations',
-           'sample_responses', 'best_worst_pairs', 'score_responses', 'make_preference_data', 'policy_replies',
-           'policy_kl', 'evaluate_policy']
+           'sample_responses', 'best_worst_pairs', 'score_responses', 'make_preference_data', 'policy_kl',
+           'evaluate_policy']
 
 # %% ../../nbs/15_preference_tuning.ipynb #e39059b8
 def _reduce(per_pair:Tensor, reduction:str)->Tensor:
@@ -392,16 +393,12 @@ def make_preference_data(policy_dir,                     # the model to sample f
     return dict(pairs=pairs, responses=responses, rewards=rewards, stats=stats)
 
 # %% ../../nbs/15_preference_tuning.ipynb #401c4296
-def policy_replies(model:NemotronLM, tokenizer:Tokenizer, prompts:list[list[dict]], max_tokens:int=48,
-                   temperature:float=0.0, seed:int|None=None, batch_size:int=64)->list[list[int]]: # new token ids per prompt
-    "Generated token ids (up to and including the stop id) for each prompt: `14_sft`'s `chat_replies`"
-    return chat_replies(model, tokenizer, prompts, max_tokens, temperature, seed, batch_size)
-
 @torch.no_grad()
 def policy_kl(policy:NemotronLM, reference:NemotronLM, tokenizer:Tokenizer, prompts:list[list[dict]],
               max_tokens:int=48, seed:int=0, batch_size:int=32)->float:
     "Monte Carlo estimate of KL(pi || pi_ref) over replies sampled from the policy (nats per reply)"
-    new = policy_replies(policy, tokenizer, prompts, max_tokens, temperature=1.0, seed=seed)
+    new = chat_replies(policy, tokenizer, prompts, SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=seed),
+                       seed_by_offset=True)
     heads = [tokenizer.encode_chat(p, add_generation_prompt=True)[0] for p in prompts]
     enc = [(h + n, [0] * len(h) + [1] * len(n)) for h, n in zip(heads, new)]
     pi, ref = (batched_logprobs(m, enc, batch_size, tokenizer.pad_id) for m in (policy, reference))
@@ -414,7 +411,7 @@ def evaluate_policy(model:NemotronLM, tokenizer:Tokenizer, prompts:list[list[dic
                     reference:NemotronLM|None=None,      # for the KL estimate; None: no KL
                     max_tokens:int=48, seed:int=0)->dict:
     "Greedy replies to `prompts`: mean reward, ground-truth accuracy, length in tokens; and KL(pi || reference)"
-    new = policy_replies(model, tokenizer, prompts, max_tokens)
+    new = chat_replies(model, tokenizer, prompts, SamplingParams(max_tokens=max_tokens))
     replies = [tokenizer.decode_reply(ids) for ids in new]
     out = dict(replies=replies, tokens=float(np.mean([len(n) for n in new])))
     if reference is not None: out["kl"] = policy_kl(model, reference, tokenizer, prompts, max_tokens, seed)

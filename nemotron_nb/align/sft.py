@@ -16,6 +16,7 @@ from ..files import read_jsonl, write_jsonl
 from ..checkpoint import write_generation_config
 from ..train import TrainConfig, train, evaluate
 from ..parallel import parallelize, is_rank0, barrier
+from ..llm import SamplingParams, chat_replies
 
 # %% auto #0
 __all__ = ['SFT_ROLES', 'OVERLONG', 'CATEGORIES', 'WORDS', 'PHRASINGS', 'SYSTEM_PROMPTS', 'GENERAL_TASKS', 'CODE_PHRASINGS',
@@ -23,9 +24,9 @@ __all__ = ['SFT_ROLES', 'OVERLONG', 'CATEGORIES', 'WORDS', 'PHRASINGS', 'SYSTEM_
            'pack_plan', 'PackedSFT', 'pack_conversations', 'sft_dataset', 'make_task', 'make_general_tasks',
            'task_prompt', 'check_add', 'check_larger', 'check_exact', 'check_list', 'function_pairs',
            'code_sft_records', 'reply_code', 'defined_functions', 'defines_function', 'check_code', 'check_answer',
-           'load_sft_records', 'chat_replies', 'greedy_replies', 'task_accuracy', 'SFTStage', 'sft_stage',
-           'stage_train_config', 'general_blend', 'chat_generation_config', 'save_chat_model', 'add_generation_config',
-           'run_sft', 'stdlib_split', 'measure_sft', 'sft_experiment']
+           'load_sft_records', 'greedy_replies', 'task_accuracy', 'SFTStage', 'sft_stage', 'stage_train_config',
+           'general_blend', 'chat_generation_config', 'save_chat_model', 'add_generation_config', 'run_sft',
+           'stdlib_split', 'measure_sft', 'sft_experiment']
 
 # %% ../../nbs/14_sft.ipynb #d4a027c7
 SFT_ROLES = ("system", "user", "assistant")
@@ -318,30 +319,11 @@ def load_sft_records(spec,                 # a local .jsonl/.json file, or a Hug
     return datasets.load_dataset(str(spec), split=split).to_list()
 
 # %% ../../nbs/14_sft.ipynb #c3639e7d
-@torch.no_grad()
-def chat_replies(model:NemotronLM, tokenizer:Tokenizer,
-                 prompts:list[list[dict]],       # conversations ending with a user turn
-                 max_new_tokens:int=32,
-                 temperature:float=0.0,          # 0: greedy
-                 seed:int|None=None,             # sampling: the batch at offset k draws with seed + k
-                 batch_size:int=64)->list[list[int]]: # new token ids per prompt, up to and including the stop id
-    "The model's reply to each conversation, as token ids, generated in batches of similar prompt length"
-    heads = [tokenizer.encode_chat(p, add_generation_prompt=True)[0] for p in prompts]
-    order, out, was_training = sorted(range(len(heads)), key=lambda i: len(heads[i])), [None] * len(heads), model.training
-    model.eval()
-    for k in range(0, len(order), batch_size):
-        idx = order[k:k + batch_size]
-        room = model.config.seq_length - max(len(heads[i]) for i in idx)
-        new = generate(model, [heads[i] for i in idx], max_new_tokens=max(1, min(max_new_tokens, room)), temperature=temperature,
-                       stop_ids=tuple(tokenizer.stop_ids), seed=None if seed is None else seed + k, pad_id=tokenizer.pad_id)
-        for i, ids in zip(idx, new): out[i] = ids
-    model.train(was_training)
-    return out
-
 def greedy_replies(model:NemotronLM, tokenizer:Tokenizer, records:list[dict],
                    max_new_tokens:int=32, batch_size:int=64)->list[str]:
     "The model's greedy reply to each record's prompt (`task_prompt`), decoded up to the turn's end"
-    new = chat_replies(model, tokenizer, [task_prompt(r) for r in records], max_new_tokens, batch_size=batch_size)
+    new = chat_replies(model, tokenizer, [task_prompt(r) for r in records], SamplingParams(max_tokens=max_new_tokens),
+                       batch_size)
     return [tokenizer.decode_reply(ids) for ids in new]
 
 def task_accuracy(records:list[dict], replies:list[str])->dict:
