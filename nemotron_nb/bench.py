@@ -8,10 +8,13 @@ import argparse, json, statistics, sys, tempfile, time
 from pathlib import Path
 import torch
 from .config import preset, flops_per_token
+import contextlib
 from .model import IGNORE_INDEX, NemotronLM, lm_loss, generate
+from .files import write_result
 
 # %% auto #0
-__all__ = ['matmul_peak', 'twin_models', 'train_step_fn', 'paired_times', 'median_ratio', 'bench_model', 'main']
+__all__ = ['PRECISIONS', 'OP_KINDS', 'matmul_peak', 'twin_models', 'train_step_fn', 'op_kind', 'step_profile', 'paired_times',
+           'median_ratio', 'bench_model', 'main']
 
 # %% ../nbs/90_bench.ipynb #f7be1c58
 def matmul_peak(dtype=torch.float32, n:int=2048, reps:int=10)->float:
@@ -24,25 +27,60 @@ def matmul_peak(dtype=torch.float32, n:int=2048, reps:int=10)->float:
     return 2 * n ** 3 / best
 
 # %% ../nbs/90_bench.ipynb #92a17a63
-def twin_models(cfg, dtype=torch.float32):
-    "Our model and transformers' `NemotronForCausalLM`, loaded from the same saved directory"
+PRECISIONS = ("float32", "bfloat16", "autocast")   # fp32; bf16 weights; fp32 weights with bf16 autocast (the trainer's)
+
+def twin_models(cfg, precision:str="float32"):
+    "Our model and transformers' `NemotronForCausalLM`, loaded from the same saved directory, in `precision`'s weights"
     import transformers
     transformers.logging.set_verbosity_error()
     ours = NemotronLM(cfg)
     with tempfile.TemporaryDirectory() as d:
         ours.save_pretrained(d)
         theirs = transformers.NemotronForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="sdpa")
-    return ours.to(dtype), theirs.to(dtype)
+    dt = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    return ours.to(dt), theirs.to(dt)
 
-def train_step_fn(model, ids:torch.Tensor, ours:bool):
+def _amp(precision:str):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "autocast" else contextlib.nullcontext()
+
+def train_step_fn(model, ids:torch.Tensor, ours:bool, precision:str="float32"):
     "A closure running one forward + backward + fused AdamW step"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=True)
-    labels = ids.roll(-1, 1); labels[:, -1] = IGNORE_INDEX  # next-token targets, none for the last position (as HF)
+    labels = ids.roll(-1, 1)
+    labels[:, -1] = IGNORE_INDEX                          # next-token targets, none for the last position (as HF)
     def step():
-        loss = lm_loss(model(ids), labels) if ours else model(ids, labels=ids).loss   # HF shifts internally
-        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        with _amp(precision):
+            loss = lm_loss(model(ids), labels) if ours else model(ids, labels=ids).loss   # HF shifts internally
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
         return loss.detach()
     return step
+
+# %% ../nbs/90_bench.ipynb #d7e2a0f2
+OP_KINDS = dict(matmul=("mm", "addmm", "bmm"), casts=("copy_", "_to_copy", "to"),
+                attention=("scaled_dot_product", "flash_attention"), norm=("layer_norm",),
+                loss=("log_softmax", "nll_loss", "cross_entropy"), optimizer=("adam",),
+                elementwise=("mul", "add", "sub", "neg", "cat", "pow", "div", "clamp", "threshold", "fill", "where",
+                             "relu", "square", "sum", "split", "cos", "sin", "exp", "sqrt"))
+
+def op_kind(name:str)->str:
+    "The kind of an `aten::` operator (by its name), or 'other'"
+    op = name.removeprefix("aten::")
+    for kind, keys in OP_KINDS.items():
+        if any(op == k or op.startswith(k + "_") or (kind in ("attention", "norm", "loss", "optimizer") and k in op)
+               for k in keys): return kind
+    return "other"
+
+def step_profile(step)->dict:
+    "Share of a call's own CPU time by operator kind (`OP_KINDS`), and the total in seconds"
+    from torch.profiler import profile, ProfilerActivity
+    with profile(activities=[ProfilerActivity.CPU]) as prof: step()
+    shares = {}
+    for e in prof.key_averages():
+        if e.key.startswith("aten::"): shares[op_kind(e.key)] = shares.get(op_kind(e.key), 0) + e.self_cpu_time_total
+    total = sum(shares.values())
+    return dict({k: v / total for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}, total_s=total / 1e6)
 
 # %% ../nbs/90_bench.ipynb #20cf37ab
 def paired_times(fa, fb, pairs:int=3, warmup:int=1)->tuple[list[float], list[float]]:
@@ -59,31 +97,36 @@ def median_ratio(ta:list[float], tb:list[float])->float:
     return statistics.median(b / a for a, b in zip(ta, tb))
 
 # %% ../nbs/90_bench.ipynb #da3279f4
-def bench_model(preset_name:str="cpu_bench", batch:int=4, seq_len:int=512, dtype:str="float32",
+def bench_model(preset_name:str="cpu_bench", batch:int=4, seq_len:int=512,
+                precision:str="float32",   # one of PRECISIONS
                 pairs:int=3, gen_batch:int=8, prompt_len:int=32, new_tokens:int=64, peak_n:int=2048)->dict:
-    "Training-step, FLOP/s and generation figures for our model vs transformers'"
+    "Training-step, FLOP/s, step-profile and generation figures for our model vs transformers'"
+    if precision not in PRECISIONS: raise ValueError(f"precision={precision!r}; choose one of {PRECISIONS}")
     torch.manual_seed(0)
-    dt = getattr(torch, dtype)
     cfg = preset(preset_name, seq_length=max(seq_len, prompt_len + new_tokens))
-    ours, theirs = twin_models(cfg, dt)
+    ours, theirs = twin_models(cfg, precision)
     ids = torch.randint(0, cfg.vocab_size, (batch, seq_len))
-    t_ours, t_hf = paired_times(train_step_fn(ours, ids, True), train_step_fn(theirs, ids, False), pairs)
-    peak = matmul_peak(dt, peak_n)
+    step_ours = train_step_fn(ours, ids, True, precision)
+    t_ours, t_hf = paired_times(step_ours, train_step_fn(theirs, ids, False, precision), pairs)
+    peak = matmul_peak(torch.float32 if precision == "float32" else torch.bfloat16, peak_n)
     flops = flops_per_token(cfg, seq_len) * batch * seq_len
-    ours.eval(); theirs.eval()
+    profile = step_profile(step_ours)
+    ours.eval()
+    theirs.eval()
     prompts = torch.randint(0, cfg.vocab_size, (gen_batch, prompt_len))
-    def gen_ours(): generate(ours, prompts.tolist(), max_new_tokens=new_tokens)
+    def gen_ours():
+        with _amp(precision): generate(ours, prompts.tolist(), max_new_tokens=new_tokens)
     def gen_hf():
-        with torch.no_grad():
+        with torch.no_grad(), _amp(precision):
             theirs.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
                             min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, eos_token_id=None)
     g_ours, g_hf = paired_times(gen_ours, gen_hf, pairs)
     n_gen = gen_batch * new_tokens
-    return dict(preset=preset_name, dtype=dtype, batch=batch, seq_len=seq_len, threads=torch.get_num_threads(),
+    return dict(preset=preset_name, precision=precision, batch=batch, seq_len=seq_len, threads=torch.get_num_threads(),
                 train_step_s_ours=statistics.median(t_ours), train_step_s_hf=statistics.median(t_hf),
                 train_speedup_vs_hf=median_ratio(t_ours, t_hf),
                 flops_per_step=flops, achieved_flops=flops / statistics.median(t_ours), matmul_peak_flops=peak,
-                fraction_of_peak=flops / statistics.median(t_ours) / peak,
+                fraction_of_peak=flops / statistics.median(t_ours) / peak, step_profile=profile,
                 gen_tokens_per_s_ours=n_gen / statistics.median(g_ours), gen_tokens_per_s_hf=n_gen / statistics.median(g_hf),
                 gen_speedup_vs_hf=median_ratio(g_ours, g_hf))
 
@@ -93,15 +136,16 @@ def main(argv:list[str]|None=None):
     ap = argparse.ArgumentParser(prog="python -m nemotron_nb.bench")
     ap.add_argument("what", choices=["model"])
     ap.add_argument("--preset", default="cpu_bench")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--precision", default="float32", choices=PRECISIONS)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", help="also write the figures as JSON to this file")
     a = ap.parse_args(argv)
-    r = bench_model(a.preset, a.batch, a.seq_len, a.dtype, a.pairs)
-    if a.out: Path(a.out).write_text(json.dumps(r, indent=1) + "\n")
+    r = bench_model(a.preset, a.batch, a.seq_len, a.precision, a.pairs)
+    command = "python -m nemotron_nb.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    if a.out: write_result(a.out, r, command, ["nemotron_nb.model", "nemotron_nb.bench"])
     if a.json: print(json.dumps(r))
     else:
         for k, v in r.items(): print(f"{k:24s} {v:.4g}" if isinstance(v, float) else f"{k:24s} {v}")

@@ -45,6 +45,7 @@ def reward_experiment(base_dir,                       # base model directory (Hu
                       sort_buckets:bool=True,         # batches of similar lengths (cheaper) or of random rows (mixed)
                       max_len:int=256, seed:int=0, eval_every:int=0, progress:bool=False,
                       global_batch:int=1,             # length buckets per step (a multiple of the data-parallel size)
+                      precision:str="fp32",           # fp32 | bf16 (autocast)
                       mesh=None)->dict|None:          # a `parallel.init_mesh` mesh: train on its ranks (call on each)
     "Train a regression and a Bradley-Terry reward model on synthetic HelpSteer2 data; evaluate both (rank 0 returns)"
     t0, out_dir, data_dir = time.time(), Path(out_dir), Path(out_dir) / "data"
@@ -56,6 +57,7 @@ def reward_experiment(base_dir,                       # base model directory (Hu
     seq_len = min(max_len, config_from_hf(json.loads((Path(base_dir) / "config.json").read_text())).seq_length)
     rows, eval_rows = reward_rows(train_rows, tok, seq_len), reward_rows(val_rows, tok, seq_len)
     res = dict(setup=dict(base_dir=str(base_dir), steps=steps, batch_tokens=batch_tokens, global_batch=global_batch,
+                          precision=precision,
                           sort_buckets=sort_buckets, lr=lr, train_rows=len(train_rows), val_rows=len(val_rows),
                           pairs=len(pairs), seed=seed))
     for kind, run_dir in (("regression", out_dir), ("bradley_terry", out_dir / "bradley_terry")):
@@ -69,7 +71,8 @@ def reward_experiment(base_dir,                       # base model directory (Hu
         n_eval = min(8, len(held_buckets)) // dp * dp     # held-out buckets: up to 8, split evenly over the dp ranks
         c = TrainConfig(steps=steps, global_batch=global_batch, micro_batch=1, lr=lr, min_lr=min_lr,
                         warmup_steps=min(warmup_steps, steps // 2), weight_decay=weight_decay, eval_every=eval_every,
-                        eval_batches=max(1, n_eval), save_every=max(1, steps // 5), keep_last=1, seed=seed)
+                        eval_batches=max(1, n_eval), save_every=max(1, steps // 5), keep_last=1, seed=seed,
+                        precision=precision)
         log = train(parallelize(model, mesh), LengthBuckets(data, batch_tokens, seed, sort_buckets), c, run_dir,
                     eval_data=held_buckets if n_eval else None, loss_fn=loss_fn, progress=progress)
         if not is_rank0(): continue                    # rank 0 evaluates the trained model, whole, as written
