@@ -23,7 +23,9 @@ def matmul_peak(dtype=torch.float32, n:int=2048, reps:int=10)->float:
     for _ in range(2): a @ b
     best = float("inf")
     for _ in range(reps):
-        t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best
 
 # %% ../nbs/90_bench.ipynb #92a17a63
@@ -85,11 +87,15 @@ def step_profile(step)->dict:
 # %% ../nbs/90_bench.ipynb #20cf37ab
 def paired_times(fa, fb, pairs:int=3, warmup:int=1)->tuple[list[float], list[float]]:
     "Seconds of `fa` and `fb` run alternately, after `warmup` runs of each"
-    for _ in range(warmup): fa(); fb()
+    for _ in range(warmup):
+        fa()
+        fb()
     ta, tb = [], []
     for _ in range(pairs):
         for f, ts in ((fa, ta), (fb, tb)):
-            t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
     return ta, tb
 
 def median_ratio(ta:list[float], tb:list[float])->float:
@@ -122,13 +128,24 @@ def bench_model(preset_name:str="cpu_bench", batch:int=4, seq_len:int=512,
                             min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, eos_token_id=None)
     g_ours, g_hf = paired_times(gen_ours, gen_hf, pairs)
     n_gen = gen_batch * new_tokens
-    return dict(preset=preset_name, precision=precision, batch=batch, seq_len=seq_len, threads=torch.get_num_threads(),
-                train_step_s_ours=statistics.median(t_ours), train_step_s_hf=statistics.median(t_hf),
-                train_speedup_vs_hf=median_ratio(t_ours, t_hf),
-                flops_per_step=flops, achieved_flops=flops / statistics.median(t_ours), matmul_peak_flops=peak,
-                fraction_of_peak=flops / statistics.median(t_ours) / peak, step_profile=profile,
-                gen_tokens_per_s_ours=n_gen / statistics.median(g_ours), gen_tokens_per_s_hf=n_gen / statistics.median(g_hf),
-                gen_speedup_vs_hf=median_ratio(g_ours, g_hf))
+    return dict(
+        preset=preset_name,
+        precision=precision,
+        batch=batch,
+        seq_len=seq_len,
+        threads=torch.get_num_threads(),
+        train_step_s_ours=statistics.median(t_ours),
+        train_step_s_hf=statistics.median(t_hf),
+        train_speedup_vs_hf=median_ratio(t_ours, t_hf),
+        flops_per_step=flops,
+        achieved_flops=flops / statistics.median(t_ours),
+        matmul_peak_flops=peak,
+        fraction_of_peak=flops / statistics.median(t_ours) / peak,
+        step_profile=profile,
+        gen_tokens_per_s_ours=n_gen / statistics.median(g_ours),
+        gen_tokens_per_s_hf=n_gen / statistics.median(g_hf),
+        gen_speedup_vs_hf=median_ratio(g_ours, g_hf),
+    )
 
 # %% ../nbs/90_bench.ipynb #9e155dca
 def main(argv:list[str]|None=None):

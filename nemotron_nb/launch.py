@@ -23,7 +23,8 @@ def torchrun_argv(cmd:list[str],              # script + args, `-m module` + arg
     py = python or sys.executable
     argv = [py, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
     if nnodes == 1 and rdzv_endpoint is None: argv.append("--standalone")
-    else: argv += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}", f"--rdzv-id={rdzv_id}"]
+    else:
+        argv += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}", f"--rdzv-id={rdzv_id}"]
     if cmd[0].endswith(".ipynb"): return argv + ["--no-python", py, "-c", _RANK_PAPERMILL, *cmd]
     return argv + list(cmd)
 
@@ -35,7 +36,9 @@ def rank_notebook_path(out_nb, rank:int)->Path:
 def papermill_rank(argv:list[str])->int:
     "Inside torchrun: execute notebook `argv[0]` into this rank's copy of `argv[1]`; the rest goes to papermill"
     nb, out, *rest = argv
-    return subprocess.call([sys.executable, "-m", "papermill", nb, str(rank_notebook_path(out, int(os.environ.get("RANK", "0")))), *rest])
+    return subprocess.call(
+        [sys.executable, "-m", "papermill", nb, str(rank_notebook_path(out, int(os.environ.get("RANK", "0")))), *rest]
+    )
 
 # %% ../nbs/05c_launch.ipynb #d8ed4194
 def slurm_script(cmd:list[str], nnodes:int, nproc:int, *, job_name:str="nemotron-nb", partition:str|None=None,
@@ -62,16 +65,31 @@ def launch_main(argv:list[str]|None=None)->int:
     ap.add_argument("--nproc", type=int, default=1, help="processes per node (one per GPU on GPU nodes)")
     ap.add_argument("--nnodes", type=int, default=1, help="nodes (needs --slurm)")
     ap.add_argument("--slurm", metavar="FILE", help="write a SLURM batch script to FILE instead of running")
-    ap.add_argument("--partition"); ap.add_argument("--time", default="04:00:00")
-    ap.add_argument("--gpus-per-node", type=int); ap.add_argument("--job-name", default="nemotron-nb")
+    ap.add_argument("--partition")
+    ap.add_argument("--time", default="04:00:00")
+    ap.add_argument("--gpus-per-node", type=int)
+    ap.add_argument("--job-name", default="nemotron-nb")
     ap.add_argument("--port", type=int, default=29500, help="rendezvous port on the first node")
     ap.add_argument("--setup", default="", help="shell lines each node runs first")
     ap.add_argument("--dry-run", action="store_true", help="print the torchrun command instead of running it")
     a = ap.parse_args(opts)
-    if not cmd: ap.error("give the program after --: a script (train.py ...), -m module ..., or a notebook (in.ipynb out.ipynb -p name value)")
+    if not cmd:
+        ap.error("give the program after --: a script (train.py ...), -m module ..., or a notebook "
+                 "(in.ipynb out.ipynb -p name value)")
     if a.slurm:
-        Path(a.slurm).write_text(slurm_script(cmd, a.nnodes, a.nproc, job_name=a.job_name, partition=a.partition, time=a.time,
-                                              gpus_per_node=a.gpus_per_node, port=a.port, setup=a.setup))
+        Path(a.slurm).write_text(
+            slurm_script(
+                cmd,
+                a.nnodes,
+                a.nproc,
+                job_name=a.job_name,
+                partition=a.partition,
+                time=a.time,
+                gpus_per_node=a.gpus_per_node,
+                port=a.port,
+                setup=a.setup,
+            )
+        )
         print(f"wrote {a.slurm}; submit it with: sbatch {a.slurm}")
         return 0
     if a.nnodes > 1: ap.error(f"--nnodes={a.nnodes}: several nodes go through a scheduler; add --slurm FILE")
@@ -88,7 +106,8 @@ def launch_problems(launch:dict)->list[str]:
     "Every problem with a `launch` mapping: keys outside `LAUNCH_KEYS`, nproc_per_node not a positive int; [] if empty"
     if not launch: return []
     out = []
-    if extra := sorted(set(launch) - set(LAUNCH_KEYS)): out.append(f"unknown launch option(s) {extra}; allowed: {list(LAUNCH_KEYS)}")
+    if extra := sorted(set(launch) - set(LAUNCH_KEYS)):
+        out.append(f"unknown launch option(s) {extra}; allowed: {list(LAUNCH_KEYS)}")
     n = launch.get("nproc_per_node")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         out.append(f"launch nproc_per_node={n!r} must be a positive integer (processes on this node)")

@@ -50,12 +50,15 @@ def init_mesh(dp:int=1, pp:int=1, tp:int=1,
     "A (dp, pp, tp) `DeviceMesh` over torchrun's processes; starts the process group if needed"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if dp * pp * tp != world:
-        raise ValueError(f"dp={dp} x pp={pp} x tp={tp} = {dp * pp * tp} ranks, but WORLD_SIZE={world}: launch "
-                         f"{dp * pp * tp} processes (nemotron-nb launch --nproc {dp * pp * tp} -- ...) or change the layout")
+        raise ValueError(
+            f"dp={dp} x pp={pp} x tp={tp} = {dp * pp * tp} ranks, but WORLD_SIZE={world}: launch "
+            f"{dp * pp * tp} processes (nemotron-nb launch --nproc {dp * pp * tp} -- ...) or change the layout"
+        )
     device_type = device_type or ("cuda" if torch.cuda.is_available() else "cpu")
     if not dist.is_initialized():
         if "RANK" not in os.environ:   # one plain process outside torchrun: a world of one
-            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=str(free_port()))
         if device_type == "cuda": torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return init_device_mesh(device_type, (dp, pp, tp), mesh_dim_names=MESH_DIMS)
@@ -108,17 +111,21 @@ def describe_style(style, module:nn.Module|None=None)->dict:
     if isinstance(style, (ColwiseParallel, RowwiseParallel)):
         col = isinstance(style, ColwiseParallel)
         weight = "Shard(0)" if col or isinstance(module, nn.Embedding) else "Shard(1)"
-        return dict(style=kind, inputs=_layouts(style.input_layouts), outputs=_layouts(style.output_layouts), weight=weight)
+        return dict(style=kind, inputs=_layouts(style.input_layouts), outputs=_layouts(style.output_layouts),
+                    weight=weight)
     if isinstance(style, SequenceParallel):
-        return dict(style=kind, inputs=_layouts(style.sequence_sharding), outputs=_layouts(style.sequence_sharding), weight="Replicate")
+        shards = _layouts(style.sequence_sharding)
+        return dict(style=kind, inputs=shards, outputs=shards, weight="Replicate")
     if isinstance(style, PrepareModuleInput):
-        return dict(style=kind, inputs=_layouts(style.input_layouts), outputs=_layouts(style.desired_input_layouts), weight="-")
+        return dict(style=kind, inputs=_layouts(style.input_layouts), outputs=_layouts(style.desired_input_layouts),
+                    weight="-")
     return dict(style=kind, inputs="?", outputs="?", weight="?")
 
 def plan_table(plan:dict, model:nn.Module|None=None)->pd.DataFrame:
     "A plan as a table, one row per submodule"
     import pandas as pd
-    rows = [dict(module=k, **describe_style(v, model.get_submodule(k) if model is not None else None)) for k, v in plan.items()]
+    sub = lambda k: model.get_submodule(k) if model is not None else None
+    rows = [dict(module=k, **describe_style(v, sub(k))) for k, v in plan.items()]
     return pd.DataFrame(rows).set_index("module")
 
 # %% ../nbs/05_parallel.ipynb #2ffc4d63
@@ -137,20 +144,29 @@ def apply_tp(model:NemotronLM, tp_mesh:DeviceMesh, sequence_parallel:bool=True, 
     outer = {k: v for k, v in outer_plan(sequence_parallel, loss_parallel).items() if _present(model, k)}
     parallelize_module(model, tp_mesh, outer)
     if sequence_parallel and not first:    # hidden states arrive as this rank's token shard
-        parallelize_module(model, tp_mesh, PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Shard(1),),
-                                                              use_local_output=False))
+        parallelize_module(
+            model,
+            tp_mesh,
+            PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Shard(1),), use_local_output=False),
+        )
     if sequence_parallel and not last:     # and leave the same way
         parallelize_module(model, tp_mesh, PrepareModuleOutput(output_layouts=Shard(1), desired_output_layouts=Shard(1),
                                                                use_local_output=True))
     if sequence_parallel and last and model.lm_head is None:   # a head outside the LM (a reward model's) reads
-        parallelize_module(model, tp_mesh, PrepareModuleOutput(output_layouts=Shard(1),   # whole sequences
-                                                               desired_output_layouts=Replicate(), use_local_output=True))
+        parallelize_module(
+            model,
+            tp_mesh,
+            PrepareModuleOutput(
+                output_layouts=Shard(1), desired_output_layouts=Replicate(), use_local_output=True  # whole sequences
+            ),
+        )
     return model
 
 # %% ../nbs/05_parallel.ipynb #f2f71080
 def stage_layer_ids(num_layers:int, num_stages:int)->list[list[int]]:
     "Contiguous layer ids of each pipeline stage, as even as possible (earlier stages take the remainder)"
-    if not 0 < num_stages <= num_layers: raise ValueError(f"{num_stages} stages for num_layers={num_layers}: need 1..{num_layers}")
+    if not 0 < num_stages <= num_layers:
+        raise ValueError(f"{num_stages} stages for num_layers={num_layers}: need 1..{num_layers}")
     q, r = divmod(num_layers, num_stages)
     out, start = [], 0
     for s in range(num_stages):
@@ -327,7 +343,7 @@ def dp_share(items:list, dp:int, dp_rank:int)->list:
     return items[dp_rank * k:(dp_rank + 1) * k]
 
 def local_micro_batches(pm:ParallelModel,
-                        batch:dict|list,       # the global batch: a dict of (B, ...) tensors, or a list of micro-batches
+                        batch:dict|list,       # the global batch: a dict of (B, ...) tensors, or micro-batch dicts
                         micro_batch:int=1)->list[dict]:  # rows per micro-batch (a dict batch only)
     "This data-parallel rank's micro-batches of the global `batch`"
     if isinstance(batch, dict):
@@ -340,7 +356,7 @@ def local_micro_batches(pm:ParallelModel,
 def _to(batch:dict, device)->dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
-SEQ_MULTIPLE = 8   # variable-length batches are cut to a multiple of this, so sequence parallelism (tp <= 8) splits them
+SEQ_MULTIPLE = 8  # variable-length batches are cut to a multiple of this, so sequence parallelism (tp <= 8) splits them
 
 def fit_length(t:Tensor, length:int,    # the longest row's length in `t` (dim -1)
                value:int=0)->Tensor:    # fill where the padded width exceeds `t`
@@ -371,7 +387,8 @@ def run_micro_batches(pm:ParallelModel, micro_batches:list, loss_fn=lm_loss_sum,
         return _run_pipeline(pm, micro_batches, backward)
     loss, count, stats = torch.zeros((), device=pm.device), 0, {}
     for i, mb in enumerate(micro_batches):
-        if backward and isinstance(pm.model, FSDPModule): pm.model.set_requires_gradient_sync(i == len(micro_batches) - 1)
+        if backward and isinstance(pm.model, FSDPModule):
+            pm.model.set_requires_gradient_sync(i == len(micro_batches) - 1)
         with _maybe_loss_parallel(pm), (contextlib.nullcontext() if backward else torch.no_grad()):
             out = LossSum(*loss_fn(pm.model, _to(mb, pm.device)))
             if backward: out.loss.backward()
@@ -484,8 +501,10 @@ def num_microbatches(self, consumed_samples:int, micro_batch:int, dp:int=1)->int
     "Micro-batches per data-parallel rank for the step after `consumed_samples`"
     b = self.batch_size(consumed_samples)
     if b % (micro_batch * dp):
-        raise ValueError(f"global batch {b} (after {consumed_samples} samples) is not divisible by "
-                         f"micro_batch={micro_batch} x dp={dp}: make start and increment multiples of {micro_batch * dp}")
+        raise ValueError(
+            f"global batch {b} (after {consumed_samples} samples) is not divisible by "
+            f"micro_batch={micro_batch} x dp={dp}: make start and increment multiples of {micro_batch * dp}"
+        )
     return b // (micro_batch * dp)
 
 # %% ../nbs/05_parallel.ipynb #5751c4c7

@@ -36,9 +36,11 @@ def check_layout(cfg:ModelConfig, *, tp:int=1, pp:int=1, vp:int=1, dp:int=1,
                  sequence_parallel:bool=True,
                  schedule:str="interleaved1f1b")->int|None: # micro-batches per pipeline, when the batch is given
     "Raise `ValueError` naming the numbers if the layout cannot run `cfg`"
-    _positive(tp=tp, pp=pp, vp=vp, dp=dp, gpus=gpus, micro_batch=micro_batch, global_batch=global_batch, seq_len=seq_len)
+    _positive(tp=tp, pp=pp, vp=vp, dp=dp, gpus=gpus, micro_batch=micro_batch, global_batch=global_batch,
+              seq_len=seq_len)
     if gpus is not None and gpus != tp * pp * dp:
-        fix = f"dp={gpus // (tp * pp)}" if gpus % (tp * pp) == 0 else f"a gpus count that is a multiple of tp*pp = {tp * pp}"
+        fix = (f"dp={gpus // (tp * pp)}" if gpus % (tp * pp) == 0
+               else f"a gpus count that is a multiple of tp*pp = {tp * pp}")
         raise ValueError(f"gpus={gpus} must equal tp*pp*dp = {tp}*{pp}*{dp} = {tp * pp * dp}; try {fix}")
     if global_batch is not None and micro_batch is not None and global_batch % (micro_batch * dp):
         raise ValueError(f"global_batch={global_batch} must be divisible by micro_batch*dp = {micro_batch}*{dp} = "
@@ -151,7 +153,8 @@ def _check_timing(*, iteration_s, mfu, peak_flops, tokens):
     "Exactly one of `iteration_s` and `mfu`, each in range"
     if (iteration_s is None) == (mfu is None):
         raise ValueError(f"give exactly one of iteration_s= or mfu= (got iteration_s={iteration_s}, mfu={mfu})")
-    if mfu is not None and not 0 < mfu <= 1: raise ValueError(f"mfu={mfu} must be a fraction in (0, 1]; 42% is mfu=0.42")
+    if mfu is not None and not 0 < mfu <= 1:
+        raise ValueError(f"mfu={mfu} must be a fraction in (0, 1]; 42% is mfu=0.42")
     if iteration_s is not None and iteration_s <= 0: raise ValueError(f"iteration_s={iteration_s} must be > 0")
     if peak_flops <= 0: raise ValueError(f"peak_flops={peak_flops} must be > 0")
     if tokens is not None and tokens <= 0: raise ValueError(f"tokens={tokens} must be > 0")

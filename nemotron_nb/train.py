@@ -100,8 +100,10 @@ def validate_train_config(c:TrainConfig):
                                                f"try micro_batch={math.gcd(b, c.micro_batch)}")
     if c.lr <= 0: raise ValueError(f"lr={c.lr} must be > 0")
     if not 0 <= c.min_lr <= c.lr: raise ValueError(f"min_lr={c.min_lr} must be in [0, lr={c.lr}]")
-    if c.decay_style not in DECAY_STYLES: raise ValueError(f"decay_style={c.decay_style!r}; choose one of {DECAY_STYLES}")
-    if c.decay_steps is not None and c.decay_steps <= 0: raise ValueError(f"decay_steps={c.decay_steps} must be > 0 or None")
+    if c.decay_style not in DECAY_STYLES:
+        raise ValueError(f"decay_style={c.decay_style!r}; choose one of {DECAY_STYLES}")
+    if c.decay_steps is not None and c.decay_steps <= 0:
+        raise ValueError(f"decay_steps={c.decay_steps} must be > 0 or None")
     if c.precision not in PRECISIONS: raise ValueError(f"precision={c.precision!r}; choose one of {PRECISIONS}")
     if len(c.betas) != 2 or not all(0 <= b < 1 for b in c.betas):
         raise ValueError(f"betas={c.betas} must be two values in [0, 1)")
@@ -127,7 +129,8 @@ TRAIN_PRESETS = dict(
 def train_preset(name:str,  # a key of `TRAIN_PRESETS`
                  **overrides)->TrainConfig:
     "The named training preset, with fields replaced by `overrides`"
-    if name not in TRAIN_PRESETS: raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    if name not in TRAIN_PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
     unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
     if unknown: raise ValueError(f"unknown TrainConfig field(s) {sorted(unknown)}")
     return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
@@ -293,8 +296,10 @@ def check_batches(c:TrainConfig, dp:int, eval_rows:int):
     for at, b in c.ramp.phases():
         if b % unit:
             name = "global_batch" if b == c.global_batch else f"the ramp's batch after {at} samples"
-            raise ValueError(f"{name}={b} is not divisible by dp={dp} x micro_batch={c.micro_batch}: each data-parallel "
-                             "rank runs whole micro-batches")
+            raise ValueError(
+                f"{name}={b} is not divisible by dp={dp} x micro_batch={c.micro_batch}: each data-parallel "
+                "rank runs whole micro-batches"
+            )
     if -(-eval_rows // c.micro_batch) % dp:                  # the last held-out micro-batch may be short
         raise ValueError(f"{eval_rows} held-out rows make {-(-eval_rows // c.micro_batch)} micro-batches of "
                          f"micro_batch={c.micro_batch}, which do not split over dp={dp}: make eval_batches a multiple "
@@ -360,8 +365,10 @@ def train(model:torch.nn.Module|ParallelModel,  # a plain model on its device, o
             batches = step_micro_batches(train_data, cfg, consumed, dp, dp_rank)
             try: out = train_step(pm, optimizer, batches, loss_fn, scheduler, cfg.grad_clip, amp_dtype(cfg))
             except DivergenceError as e:
-                raise DivergenceError(f"step {step + 1} of {out_dir}: {e}. The checkpoints on disk are the last good ones "
-                                      f"and no model/ was written; lower lr={cfg.lr} or check the data") from None
+                raise DivergenceError(
+                    f"step {step + 1} of {out_dir}: {e}. The checkpoints on disk are the last good ones "
+                    f"and no model/ was written; lower lr={cfg.lr} or check the data"
+                ) from None
             step, consumed, tokens = step + 1, consumed + global_batch_at(cfg, consumed), tokens + out["tokens"]
             row = dict(step=step, loss=out["loss"], lr=out["lr"], grad_norm=out["grad_norm"], tokens=tokens,
                        tokens_per_s=out["tokens"] / (time.perf_counter() - t0), consumed_samples=consumed,
