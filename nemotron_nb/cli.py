@@ -20,8 +20,9 @@ def presets_main(argv:list[str]|None=None):
     if args.json:
         for r in rows: print(json.dumps(r))
         return
-    cols = ["name", "layers", "hidden", "heads", "kv_groups", "params", "embedding", "non_embedding", "train_flops_per_token"]
-    fmt = lambda r, c: human(r[c]) if c in ("params", "embedding", "non_embedding", "train_flops_per_token") else str(r[c])
+    counts = ["params", "embedding", "non_embedding", "train_flops_per_token"]
+    cols = ["name", "layers", "hidden", "heads", "kv_groups", *counts]
+    def fmt(r, c): return human(r[c]) if c in counts else str(r[c])
     widths = {c: max(len(c), *(len(fmt(r, c)) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows: print("  ".join(fmt(r, c).ljust(widths[c]) for c in cols))

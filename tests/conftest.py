@@ -15,7 +15,7 @@ def root(): return ROOT
 def stage_notebook(path, params:str, *cells:str):
     "A notebook with a `parameters` cell, then code cells"
     import nbformat
-    pc = nbformat.v4.new_code_cell(params); pc.metadata["tags"] = ["parameters"]
+    pc = nbformat.v4.new_code_cell(params, metadata=dict(tags=["parameters"]))
     nb = nbformat.v4.new_notebook(cells=[pc, *map(nbformat.v4.new_code_cell, cells)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
     nbformat.write(nb, str(path))

@@ -17,14 +17,14 @@ def test_presets_table_and_unknown_command():
 
 def test_package_import_is_light():
     "Importing the package and its core modules never imports optional GPU engines"
-    code = ("import sys, nemotron_nb.model, nemotron_nb.checkpoint, nemotron_nb.cli;"
-            "bad = [m for m in ('vllm', 'transformer_engine') if m in sys.modules]; assert not bad, bad")
+    code = ("import sys, nemotron_nb.model, nemotron_nb.checkpoint, nemotron_nb.cli\n"
+            "bad = [m for m in ('vllm', 'transformer_engine') if m in sys.modules]\nassert not bad, bad")
     subprocess.run(["python", "-c", code], check=True)
 
 def test_launch_is_a_subcommand(tmp_path):
     "`nemotron-nb launch` prints the torchrun line (dry run) and writes a SLURM script that bash can parse"
-    out = subprocess.run(["nemotron-nb", "launch", "--nproc", "4", "--dry-run", "--", "-m", "nemotron_nb.bench", "model"],
-                         capture_output=True, text=True, check=True).stdout
+    argv = ["nemotron-nb", "launch", "--nproc", "4", "--dry-run", "--", "-m", "nemotron_nb.bench", "model"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     assert "torch.distributed.run --nproc-per-node=4 --standalone -m nemotron_nb.bench model" in out
     script = tmp_path / "job.sbatch"
     subprocess.run(["nemotron-nb", "launch", "--nnodes", "2", "--nproc", "8", "--slurm", str(script), "--", "train.py"],
@@ -46,4 +46,5 @@ def test_serve_is_a_subcommand(tmp_path):
         assert m, first
         assert [d["id"] for d in httpx.get(m.group(1) + "/models", timeout=30).json()["data"]] == ["tiny-chat"]
     finally:
-        proc.terminate(); proc.wait(10)
+        proc.terminate()
+        proc.wait(10)
