@@ -13,12 +13,19 @@ __all__ = ['write_atomic', 'atomic_dir', 'write_jsonl', 'read_jsonl', 'JsonlLog'
            'manifest_problems', 'BusyError', 'locked', 'code_hash', 'git_commit', 'write_result', 'stale_results']
 
 # %% ../nbs/00a_files.ipynb #e01503e2
+def _umask()->int:
+    "The process's umask (read by setting it and back)"
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 def write_atomic(path, data:bytes|str)->Path:
     "Write `data` to `path` under a temporary name in the same directory, fsync it, then rename it into place"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())                  # mkstemp makes it private; a written file is not
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
@@ -37,6 +44,7 @@ class atomic_dir:
     def __enter__(self)->Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        os.chmod(self.tmp, 0o777 & ~_umask())              # mkdtemp makes it private; the directory it becomes is not
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
