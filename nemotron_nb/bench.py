@@ -8,13 +8,14 @@ import argparse, json, statistics, sys, tempfile, time
 from pathlib import Path
 import torch
 from .config import preset, flops_per_token
-import contextlib
+import contextlib, shutil
 from .model import IGNORE_INDEX, NemotronLM, lm_loss, generate
 from .files import write_result
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'OP_KINDS', 'matmul_peak', 'twin_models', 'train_step_fn', 'op_kind', 'step_profile', 'paired_times',
-           'median_ratio', 'bench_model', 'main']
+__all__ = ['PRECISIONS', 'OP_KINDS', 'HELDOUT_MEASURES', 'matmul_peak', 'twin_models', 'train_step_fn', 'op_kind', 'step_profile',
+           'paired_times', 'median_ratio', 'bench_model', 'main', 'stage_measures', 'within_noise',
+           'precision_comparison']
 
 # %% ../nbs/90_bench.ipynb #f7be1c58
 def matmul_peak(dtype=torch.float32, n:int=2048, reps:int=10)->float:
@@ -169,3 +170,40 @@ def main(argv:list[str]|None=None):
     return r
 
 if __name__ == "__main__" and not hasattr(sys, "ps1") and "ipykernel" not in sys.modules: main()
+
+# %% ../nbs/90_bench.ipynb #d7e2a0f5
+HELDOUT_MEASURES = dict(pretrain=("eval_loss",), reward=("overall", "reasoning_accuracy"),
+                        sft_code=("heldout_loss_after",), sft_general=("eval_loss", "heldout_accuracy"),
+                        dpo=("heldout_accuracy.dpo", "heldout_reward.dpo"), rpo=("heldout_accuracy",))
+
+def _measure(metrics:dict, key:str)->float:
+    for k in key.split("."): metrics = metrics[k]
+    return float(metrics)
+
+def stage_measures(stage_dir, stage:str)->dict:
+    "The held-out measures of a finished stage, from its `metrics.json`"
+    m = json.loads((Path(stage_dir) / "metrics.json").read_text())
+    return {k: _measure(m, k) for k in HELDOUT_MEASURES[stage]}
+
+def within_noise(fp32:dict, bf16:dict, seed1:dict, factor:float=2.0)->bool:
+    "bf16 moves every measure by at most `factor` times the fp32 seed-to-seed difference"
+    return all(abs(bf16[k] - fp32[k]) <= factor * abs(seed1[k] - fp32[k]) for k in fp32)
+
+# %% ../nbs/90_bench.ipynb #d7e2a0f6
+def precision_comparison(pipeline_file, work,                 # the main job's pipeline file; a scratch directory
+                         stages=tuple(HELDOUT_MEASURES))->dict: # training stages to compare
+    "Each training stage rerun from the same inputs in bf16 and with another fp32 seed, against the fp32 run"
+    from nemotron_nb.pipeline import run_pipeline
+    work, out = Path(work), {}
+    run_pipeline(pipeline_file, work / "fp32")                     # the reference (reused when complete)
+    for s in stages:
+        runs = {}
+        for name, override in (("bf16", f"{s}.precision=bf16"), ("fp32_seed1", f"{s}.seed=1")):
+            d = work / f"{s}-{name}"
+            if not d.exists(): shutil.copytree(work / "fp32", d)   # the same upstream outputs
+            t0 = time.perf_counter()
+            run_pipeline(pipeline_file, d, stage=s, overrides=[override])
+            runs[name] = dict(stage_measures(d / s, s), seconds=round(time.perf_counter() - t0, 1))
+        fp32 = stage_measures(work / "fp32" / s, s)
+        out[s] = dict(fp32=fp32, **runs, within_noise=within_noise(fp32, runs["bf16"], runs["fp32_seed1"]))
+    return out

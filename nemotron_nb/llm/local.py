@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09b_local_backends.ipynb #c140a660
 from __future__ import annotations
-import hashlib
+import hashlib, json
 from pathlib import Path
 import torch
 from . import (Completion, SamplingParams, as_sampling, check_conversations, cut_at_stop_strings)
@@ -185,6 +185,7 @@ class VLLMBackend:
         vllm = import_vllm()
         self.model_dir = Path(model_dir)
         self.tokenizer = Tokenizer.from_pretrained(self.model_dir)
+        self.seq_length = json.loads((self.model_dir / "config.json").read_text())["max_position_embeddings"]
         self.llm = vllm.LLM(model=str(self.model_dir), tensor_parallel_size=tensor_parallel_size, **llm_kwargs)
         self.scorer = RewardScorer(reward_model_dir, reward_model)
         self.name = self.model_dir.resolve().name
@@ -194,8 +195,8 @@ class VLLMBackend:
         "One reply per conversation, from vLLM's batched engine"
         sp = as_sampling(sampling)
         check_conversations(conversations)
-        outs = self.llm.chat(conversations, vllm_sampling(sp, self.tokenizer.stop_ids), use_tqdm=False,
-                             add_generation_prompt=True)
+        prompts = [dict(prompt_token_ids=ids) for ids in chat_prompt_ids(self.tokenizer, conversations, self.seq_length)]
+        outs = self.llm.generate(prompts, vllm_sampling(sp, self.tokenizer.stop_ids), use_tqdm=False)
         return [cut_at_stop_strings(self.tokenizer.decode_reply(o.outputs[0].token_ids), sp.stop)[0] for o in outs]
 
     def score(self, conversations:list[list[dict]])->list[dict]:
