@@ -26,13 +26,16 @@ def cpt_blends(pretrain:dict,               # source -> pretraining weight
                qa_sources=(),               # QA-style alignment sources, added in phase 2
                qa_share:float=0.1,          # share of phase 2 given to the QA sources
                quality_boost:float=2.0,     # weight multiplier of a high-quality source
-               weak_power:float=1.0)->tuple[dict, dict]: # (phase 1, phase 2) weights over all sources, each summing to 1
+               weak_power:float=1.0)->tuple[dict, dict]: # (phase 1, phase 2) weights of all sources, each summing to 1
     "The continued-pretraining blends: phase 1 up-weights quality; phase 2 adds weak areas and QA examples"
     names = list(pretrain)
-    if unknown := sorted(set(high_quality) - set(names)): raise ValueError(f"high_quality names unknown sources {unknown}; sources are {names}")
-    if unknown := sorted(set(qa_sources) - set(names)): raise ValueError(f"qa_sources names unknown sources {unknown}; sources are {names}")
+    if unknown := sorted(set(high_quality) - set(names)):
+        raise ValueError(f"high_quality names unknown sources {unknown}; sources are {names}")
+    if unknown := sorted(set(qa_sources) - set(names)):
+        raise ValueError(f"qa_sources names unknown sources {unknown}; sources are {names}")
     if not 0 <= qa_share < 1: raise ValueError(f"qa_share={qa_share} must be in [0, 1)")
-    if qa_share > 0 and not qa_sources: raise ValueError(f"qa_share={qa_share} needs qa_sources; pass qa_share=0 to add none")
+    if qa_share > 0 and not qa_sources:
+        raise ValueError(f"qa_share={qa_share} needs qa_sources; pass qa_share=0 to add none")
     base = {n: w for n, w in pretrain.items() if w > 0 and n not in qa_sources}
     if not base: raise ValueError("no source has a positive pretraining weight")
     if missing := sorted(set(base) - set(heldout_loss)): raise ValueError(f"no held-out loss for sources {missing}")
@@ -104,4 +107,5 @@ def heldout_losses(model:torch.nn.Module, sets:dict, rows:int=64, micro_batch:in
 def pack_heldout(sources:dict, tokenizer, seq_len:int, cache_dir, seed:int=0)->dict:
     "Each held-out source packed on its own: name -> PackedDataset"
     from nemotron_nb.data import pack_sources
-    return {n: pack_sources({n: ds}, {n: 1.0}, tokenizer, seq_len, seed=seed, cache_dir=cache_dir) for n, ds in sources.items()}
+    return {n: pack_sources({n: ds}, {n: 1.0}, tokenizer, seq_len, seed=seed, cache_dir=cache_dir)
+            for n, ds in sources.items()}

@@ -69,15 +69,16 @@ def last_token_index(attention_mask:Tensor)->Tensor: # (B, T) 1 = token -> (B,)
 
 # %% ../nbs/08_reward_model.ipynb #a9f69175
 class RewardModel(nn.Module):
-    "A Nemotron backbone whose output layer is replaced by a linear head: end-of-response hidden state -> attribute scores"
+    "A Nemotron backbone with a linear head in place of its output layer: end-of-response hidden state -> scores"
     def __init__(self, backbone:NemotronLM,             # the base network; its lm_head is removed
                  tokenizer:Tokenizer|None=None,         # needed by `score`
                  attributes:Sequence[str]=ATTRIBUTES,   # one head output per attribute
-                 weights:dict|None=None,                # aggregation weights (default: the published ones, or 1 for a single attribute)
+                 weights:dict|None=None,                # aggregation weights (default: the published ones, or 1 each)
                  kind:str="regression"):                # "regression" (MSE on ratings) | "bradley_terry" (pairwise)
         super().__init__()
         self.attributes, self.kind = tuple(attributes), kind
-        if weights is None: weights = dict(REWARD_WEIGHTS) if self.attributes == ATTRIBUTES else {a: 1.0 for a in self.attributes}
+        if weights is None:
+            weights = dict(REWARD_WEIGHTS) if self.attributes == ATTRIBUTES else {a: 1.0 for a in self.attributes}
         if unknown := [a for a in weights if a not in self.attributes]:
             raise ValueError(f"weights name attribute(s) {unknown} the head does not have ({list(self.attributes)})")
         self.weights = {a: float(w) for a, w in weights.items()}
@@ -104,7 +105,7 @@ class RewardModel(nn.Module):
 from fastcore.basics import patch
 
 @patch(cls_method=True)
-def from_base(cls:RewardModel, path,                   # base model directory (config.json, model.safetensors, tokenizer)
+def from_base(cls:RewardModel, path,                   # base model directory (config.json, weights, tokenizer)
               attributes:Sequence[str]=ATTRIBUTES, weights:dict|None=None, kind:str="regression",
               seed:int=0)->RewardModel:                # seeds the head's initialisation
     "A reward model on the base model in `path`, with a freshly initialised head"
@@ -118,8 +119,11 @@ def from_base(cls:RewardModel, path,                   # base model directory (c
 @patch
 def encode(self:RewardModel, conversation:list[dict])->list[int]:
     "Token ids of a conversation that ends with the assistant turn to rate; the last id is its end-of-response marker"
-    if self.tokenizer is None: raise ValueError("this RewardModel has no tokenizer; pass one to RewardModel(...) or load a directory with tokenizer files")
-    if not isinstance(conversation, list) or not conversation or not isinstance(conversation[-1], dict) or conversation[-1].get("role") != "assistant":
+    if self.tokenizer is None:
+        raise ValueError("this RewardModel has no tokenizer; pass one to RewardModel(...) "
+                         "or load a directory with tokenizer files")
+    if (not isinstance(conversation, list) or not conversation or not isinstance(conversation[-1], dict)
+            or conversation[-1].get("role") != "assistant"):
         raise ValueError("a conversation to score is a list of messages ending with the assistant message to rate")
     ids, _ = self.tokenizer.encode_chat(conversation)
     return ids[-self.config.seq_length:]
@@ -145,7 +149,8 @@ def score(self:RewardModel, conversations:list[list[dict]], # each ends with the
     for j in range(0, len(order), batch_size):
         chunk = order[j:j + batch_size]
         ids, mask = pad_batch([seqs[i] for i in chunk], self.tokenizer.pad_id)
-        for i, row in zip(chunk, self(ids.to(device), mask.to(device)).float().cpu().tolist()): out[i] = self.scores_dict(row)
+        for i, row in zip(chunk, self(ids.to(device), mask.to(device)).float().cpu().tolist()):
+            out[i] = self.scores_dict(row)
     self.train(was_training)
     return out
 
@@ -230,14 +235,16 @@ def helpsteer_messages(prompt:str, response:str)->list[dict]:
             raise ValueError(f"prompt has a turn starting {TURN_MARKER + t[:12]!r}; HelpSteer2 turns start "
                              f"'{TURN_MARKER}User\\n' or '{TURN_MARKER}Assistant\\n'")
         msgs.append({"role": role.lower(), "content": _one_newline_off(content)})
-    if msgs[-1]["role"] != "user": raise ValueError("the prompt's last turn is the assistant's; it must end with a user turn")
+    if msgs[-1]["role"] != "user":
+        raise ValueError("the prompt's last turn is the assistant's; it must end with a user turn")
     return msgs + [{"role": "assistant", "content": response}]
 
 def helpsteer_prompt(messages:list[dict])->str:
     "The HelpSteer2 `prompt` string of the turns before the rated response (inverse of `helpsteer_messages`)"
     if not messages or messages[0]["role"] != "user" or messages[-1]["role"] != "user":
         raise ValueError("a HelpSteer2 prompt starts and ends with a user turn (no system message)")
-    return messages[0]["content"] + "".join(f"\n{TURN_MARKER}{m['role'].capitalize()}\n{m['content']}" for m in messages[1:])
+    return messages[0]["content"] + "".join(f"\n{TURN_MARKER}{m['role'].capitalize()}\n{m['content']}"
+                                            for m in messages[1:])
 
 # %% ../nbs/08_reward_model.ipynb #acda935c
 def _rated(v)->bool: return not (v is None or (isinstance(v, float) and math.isnan(v)) or v == MISSING)
@@ -251,14 +258,16 @@ def check_helpsteer(rows)->np.ndarray: # a datasets.Dataset or list of dicts -> 
     labels = np.full((len(rows), len(ATTRIBUTES)), MISSING, dtype=np.float32)
     for i, row in enumerate(rows):
         for k in ("prompt", "response"):
-            if not isinstance(row.get(k), str) or not row[k].strip(): raise ValueError(f"row {i}: {k} is empty; every row needs a non-empty {k}")
+            if not isinstance(row.get(k), str) or not row[k].strip():
+                raise ValueError(f"row {i}: {k} is empty; every row needs a non-empty {k}")
         try: helpsteer_messages(row["prompt"], row["response"])
         except ValueError as e: raise ValueError(f"row {i}: {e}") from None
         for j, a in enumerate(ATTRIBUTES):
             v = row.get(a)
             if not _rated(v): continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 4:
-                raise ValueError(f"row {i}: {a}={v!r} is outside the 0-4 scale; fix it or mark it unrated (null or -100)")
+                raise ValueError(f"row {i}: {a}={v!r} is outside the 0-4 scale; "
+                                 "fix it or mark it unrated (null or -100)")
             labels[i, j] = v
     return labels
 
@@ -274,7 +283,8 @@ def load_helpsteer2(source="nvidia/HelpSteer2", # local file or folder, or a Hug
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in DATA_BUILDERS)
         kinds = {DATA_BUILDERS.get(p.suffix) for p in files}
         if not files or None in kinds or len(kinds) > 1:
-            raise ValueError(f"{path}: expected .jsonl, .json, .parquet or .csv files of one kind, found {[p.name for p in files][:5]}")
+            raise ValueError(f"{path}: expected .jsonl, .json, .parquet or .csv files of one kind, "
+                             f"found {[p.name for p in files][:5]}")
         ds = datasets.load_dataset(kinds.pop(), data_files=[str(p) for p in files], split="train")
     else:
         try: ds = datasets.load_dataset(str(source), split=split)
@@ -288,7 +298,8 @@ def load_helpsteer2(source="nvidia/HelpSteer2", # local file or folder, or a Hug
 class RewardRows(torch.utils.data.Dataset):
     "Tokenized conversations right-padded to one length, with their attribute labels"
     def __init__(self, seqs:list[list[int]], labels, max_len:int, pad_id:int):
-        self.ids, self.mask = pad_batch([s[-max_len:] for s in seqs], pad_id, "right", min(max_len, max(map(len, seqs))))
+        self.ids, self.mask = pad_batch([s[-max_len:] for s in seqs], pad_id, "right",
+                                        min(max_len, max(map(len, seqs))))
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.float32)   # (N, A)
     def __len__(self): return len(self.ids)
     def __getitem__(self, i): return dict(input_ids=self.ids[i], attention_mask=self.mask[i], labels=self.labels[i])
@@ -300,13 +311,14 @@ def reward_rows(rows, tokenizer:Tokenizer, max_len:int)->RewardRows:
     return RewardRows(seqs, labels, max_len, tokenizer.pad_id)
 
 def preference_pairs(rows)->list[tuple[int, int]]:
-    "(chosen, rejected) row indices: consecutive rows answering the same prompt, higher helpfulness chosen, ties dropped"
+    "(chosen, rejected) row indices: consecutive rows on the same prompt, higher helpfulness chosen, ties dropped"
     groups, prev = [], None
     for i, r in enumerate(rows):
         if r["prompt"] != prev: groups.append([])
         prev = r["prompt"]
         if _rated(r["helpfulness"]): groups[-1].append((i, r["helpfulness"]))
-    return [(a, b) if ha > hb else (b, a) for g in groups for (a, ha), (b, hb) in itertools.combinations(g, 2) if ha != hb]
+    return [(a, b) if ha > hb else (b, a) for g in groups
+            for (a, ha), (b, hb) in itertools.combinations(g, 2) if ha != hb]
 
 class PairRows(torch.utils.data.Dataset):
     "Preference pairs as (2, T) stacks: row 0 the chosen conversation, row 1 the rejected"
@@ -334,8 +346,11 @@ class LengthBuckets(torch.utils.data.Dataset):
         order = np.lexsort((rng.random(len(data)), cost)) if sort else rng.permutation(len(data))
         groups, cur, width = [], [], 0
         for i in order:
-            if cur and (len(cur) + 1) * max(width, cost[i]) > tokens: groups.append(cur); cur, width = [], 0
-            cur.append(int(i)); width = max(width, cost[i])
+            if cur and (len(cur) + 1) * max(width, cost[i]) > tokens:
+                groups.append(cur)
+                cur, width = [], 0
+            cur.append(int(i))
+            width = max(width, cost[i])
         groups.append(cur)
         self.data, self.groups = data, [groups[k] for k in rng.permutation(len(groups))]  # any prefix is a fair sample
     def __len__(self): return len(self.groups)

@@ -53,7 +53,7 @@ def reward_experiment(base_dir,                       # base model directory (Hu
     barrier()
     train_rows, val_rows = load_helpsteer2(data_dir / "train.jsonl"), load_helpsteer2(data_dir / "validation.jsonl")
     pairs = read_jsonl(data_dir / "pairs.jsonl")
-    tok = Tokenizer.from_pretrained(base_dir)          # both models read the base's tokenizer and context: tokenize once
+    tok = Tokenizer.from_pretrained(base_dir)  # both models read the base's tokenizer and context: tokenize once
     seq_len = min(max_len, config_from_hf(json.loads((Path(base_dir) / "config.json").read_text())).seq_length)
     rows, eval_rows = reward_rows(train_rows, tok, seq_len), reward_rows(val_rows, tok, seq_len)
     res = dict(setup=dict(base_dir=str(base_dir), steps=steps, batch_tokens=batch_tokens, global_batch=global_batch,
@@ -62,7 +62,8 @@ def reward_experiment(base_dir,                       # base model directory (Hu
                           pairs=len(pairs), seed=seed))
     for kind, run_dir in (("regression", out_dir), ("bradley_terry", out_dir / "bradley_terry")):
         t1 = time.time()
-        model = RewardModel.from_base(base_dir, ATTRIBUTES if kind == "regression" else ("score",), kind=kind, seed=seed)
+        model = RewardModel.from_base(base_dir, ATTRIBUTES if kind == "regression" else ("score",), kind=kind,
+                                      seed=seed)
         if kind == "regression": data, held, loss_fn = rows, eval_rows, regression_loss_sum
         else:
             data, held = PairRows(rows, preference_pairs(train_rows)), PairRows(eval_rows, preference_pairs(val_rows))
@@ -85,9 +86,11 @@ def reward_experiment(base_dir,                       # base model directory (Hu
 # %% ../nbs/08c_reward_experiment.ipynb #c5e0d0e5
 def reward_tables(res:dict)->dict:
     "Tables of a `reward_experiment` result: attribute metrics, accuracy per subset and per section, per model"
-    cols = {"regression (reward)": res["regression"]["pairs"], "regression (helpfulness)": res["regression"]["pairs_helpfulness"],
+    cols = {"regression (reward)": res["regression"]["pairs"],
+            "regression (helpfulness)": res["regression"]["pairs_helpfulness"],
             "Bradley-Terry": res["bradley_terry"]["pairs"]}
-    return dict(attributes={a: {k: round(v, 4) for k, v in m.items()} for a, m in res["regression"]["attributes"].items()},
+    return dict(attributes={a: {k: round(v, 4) for k, v in m.items()}
+                            for a, m in res["regression"]["attributes"].items()},
                 subsets={k: {s: v["accuracy"] for s, v in p["subsets"].items()} for k, p in cols.items()},
                 sections={k: p["sections"] for k, p in cols.items()})
 
@@ -102,12 +105,18 @@ def plot_reward_eval(res:dict):
         a.plot([r["step"] for r in curve][w - 1:], smooth, color=f"C{i}", label=f"{name}, train")
         ev = [r for r in curve if "eval_loss" in r]
         a.plot([r["step"] for r in ev], [r["eval_loss"] for r in ev], "o--", color=f"C{i}", label=f"{name}, held-out")
-    a.set_yscale("log"); a.set_xlabel("step"); a.set_ylabel("loss"); a.legend(fontsize=7); a.set_title("training")
+    a.set_yscale("log")
+    a.set_xlabel("step")
+    a.set_ylabel("loss")
+    a.legend(fontsize=7)
+    a.set_title("training")
     for ax, names, title in ((b, ["chat", "chat_hard", "safety", "reasoning", "overall"], "RewardBench-style sections"),
                              (c, ["length", "length_control"], "length-confounded pairs")):
         for i, (k, v) in enumerate(sec.items()):
             ax.bar(np.arange(len(names)) + (i - 1) * 0.27, [v[n] for n in names], 0.27, label=k)
-        ax.axhline(0.5, color="grey", lw=0.8, ls="--"); ax.set_ylim(0, 1.05); ax.set_title(title)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title)
         ax.set_ylabel("pairwise accuracy")
     b.set_xticks(np.arange(5), ["chat", "chat hard", "safety", "reasoning", "overall"])
     c.set_xticks(np.arange(2), ["longer is worse\n(length)", "longer is better\n(length_control)"])

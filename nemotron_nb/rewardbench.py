@@ -22,13 +22,14 @@ def pearson(x:Sequence[float], y:Sequence[float])->float:
     den = math.sqrt((dx * dx).sum() * (dy * dy).sum())
     return float((dx * dy).sum() / den) if den > 0 else float("nan")
 
-def attribute_metrics(pred:np.ndarray, labels:np.ndarray,            # (N, A) predictions and ratings (MISSING where unrated)
+def attribute_metrics(pred:np.ndarray, labels:np.ndarray,  # (N, A) predictions and ratings (MISSING where unrated)
                       attributes:Sequence[str]=ATTRIBUTES)->dict:    # attribute -> {mse, pearson, n}
     "MSE and Pearson correlation of each attribute over its rated rows"
     out = {}
     for j, a in enumerate(attributes):
         m = labelled(torch.as_tensor(labels[:, j])).numpy()
-        out[a] = dict(mse=float(np.mean((pred[m, j] - labels[m, j]) ** 2)), pearson=pearson(pred[m, j], labels[m, j]), n=int(m.sum()))
+        out[a] = dict(mse=float(np.mean((pred[m, j] - labels[m, j]) ** 2)), pearson=pearson(pred[m, j], labels[m, j]),
+                      n=int(m.sum()))
     return out
 
 def pairwise_accuracy(chosen:Sequence[float], rejected:Sequence[float])->float:
@@ -62,7 +63,8 @@ def evaluate_reward_model(model:RewardModel, pairs:list[dict],   # preference re
     if rows is not None and model.kind == "regression":
         labels = check_helpsteer(rows)
         res = model.score([helpsteer_messages(r["prompt"], r["response"]) for r in rows], batch_size)
-        out["attributes"] = attribute_metrics(np.array([[d[a] for a in model.attributes] for d in res]), labels, model.attributes)
+        out["attributes"] = attribute_metrics(np.array([[d[a] for a in model.attributes] for d in res]), labels,
+                                              model.attributes)
     chosen = model.score([p["prompt"] + [assistant(p["chosen"])] for p in pairs], batch_size)
     rejected = model.score([p["prompt"] + [assistant(p["rejected"])] for p in pairs], batch_size)
     by_subset, sections = {}, {}                       # subset -> indices of its pairs; section -> its subsets
@@ -72,7 +74,8 @@ def evaluate_reward_model(model:RewardModel, pairs:list[dict],   # preference re
     scored = {s: names for s, names in sections.items() if s in SECTION_WEIGHTS}    # others: not in the overall
     keys = ["reward"] + (["helpfulness"] if "helpfulness" in model.attributes else [])
     for key in keys:
-        subsets = {s: dict(accuracy=pairwise_accuracy([chosen[i][key] for i in idx], [rejected[i][key] for i in idx]), n=len(idx))
+        subsets = {s: dict(accuracy=pairwise_accuracy([chosen[i][key] for i in idx], [rejected[i][key] for i in idx]),
+                           n=len(idx))
                    for s, idx in by_subset.items()}
         scores = {**rewardbench_scores(subsets, scored), **_section_means(subsets, sections)}
         out["pairs" if key == "reward" else "pairs_helpfulness"] = dict(subsets=subsets, sections=scores)

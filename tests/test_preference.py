@@ -34,18 +34,19 @@ def test_dpo_loss_equals_trl(tok, tmp_path):
     "TRL's DPOTrainer (sigmoid loss) on one of its batches: our dpo_loss on the log-probs it used agrees within 1e-6"
     trl = pytest.importorskip("trl")
     import datasets, transformers
-    transformers.logging.set_verbosity_error(); datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
     pol, ref = model_dir(tok, tmp_path / "pol", 1), model_dir(tok, tmp_path / "ref", 2)
     ds = datasets.Dataset.from_list([dict(prompt=r["prompt"], chosen=[{"role": "assistant", "content": r["chosen"]}],
                                           rejected=[{"role": "assistant", "content": r["rejected"]}]) for r in RECS])
     for beta in (0.05, 1.0):
-        args = trl.DPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=3, beta=beta, loss_type=["sigmoid"],
-                             report_to=[], use_cpu=True, save_strategy="no")
+        args = trl.DPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=3, beta=beta,
+                             loss_type=["sigmoid"], report_to=[], use_cpu=True, save_strategy="no")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer = trl.DPOTrainer(model=transformers.AutoModelForCausalLM.from_pretrained(pol, dtype=torch.float32),
-                                     ref_model=transformers.AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32),
-                                     args=args, train_dataset=ds, processing_class=transformers.AutoTokenizer.from_pretrained(pol))
+            load = lambda d: transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+            trainer = trl.DPOTrainer(model=load(pol), ref_model=load(ref), args=args, train_dataset=ds,
+                                     processing_class=transformers.AutoTokenizer.from_pretrained(pol))
         seen = {}
         for name, m in (("policy", trainer.model), ("reference", trainer.ref_model)):
             m.forward = (lambda f, n: lambda *a, **k: seen.setdefault(n, f(*a, **k)))(m.forward, name)
@@ -54,12 +55,14 @@ def test_dpo_loss_equals_trl(tok, tmp_path):
         pi, rf = (seen[n].log_probs.sum(1).double() for n in ("policy", "reference"))
         B = len(pi) // 2
         assert abs(dpo_loss(pi[:B], pi[B:], rf[:B], rf[B:], beta).item() - trl_loss) < 1e-6
-        with torch.no_grad(): ours, _ = sequence_logprobs(NemotronLM.from_pretrained(pol), batch["input_ids"], batch["completion_mask"])
+        with torch.no_grad():
+            ours, _ = sequence_logprobs(NemotronLM.from_pretrained(pol), batch["input_ids"], batch["completion_mask"])
         torch.testing.assert_close(ours, pi.float(), atol=1e-4 * pi.abs().max().item(), rtol=0)
     # TRL's tokenization of the pairs is ours (ids and response masks)
     rows = {(tuple(i), tuple(m)) for e in encode_pairs(tok, RECS, 128) for i, m in ((e[0], e[1]), (e[2], e[3]))}
     n = batch["attention_mask"].sum(-1).tolist()
-    assert all((tuple(batch["input_ids"][k, :n[k]].tolist()), tuple(batch["completion_mask"][k, :n[k]].tolist())) in rows for k in range(len(n)))
+    assert all((tuple(batch["input_ids"][k, :n[k]].tolist()), tuple(batch["completion_mask"][k, :n[k]].tolist()))
+               in rows for k in range(len(n)))
 
 def test_rpo_distances_are_symmetric_under_swapping_the_pair():
     "Swapping chosen and rejected (and their rewards) leaves every RPO distance unchanged; DPO has no rewards to swap"
@@ -67,7 +70,8 @@ def test_rpo_distances_are_symmetric_under_swapping_the_pair():
     pc, pr, rc, rr = (torch.randn(6, generator=g) * 3 for _ in range(4))
     z = torch.zeros(6)
     for d in ("bwd_kl", "fwd_kl", "sq"):
-        torch.testing.assert_close(rpo_loss(pc, pr, z, z, rc, rr, 0.7, 1.3, d), rpo_loss(pr, pc, z, z, rr, rc, 0.7, 1.3, d))
+        torch.testing.assert_close(rpo_loss(pc, pr, z, z, rc, rr, 0.7, 1.3, d),
+                                   rpo_loss(pr, pc, z, z, rr, rc, 0.7, 1.3, d))
     assert not torch.isclose(dpo_loss(pc, pr, z, z), dpo_loss(pr, pc, z, z))
 
 def test_reference_cache_is_reused_by_a_new_process(tok, tmp_path):
@@ -95,21 +99,25 @@ def test_stage_notebooks_run(tok, tmp_path):
     import papermill as pm
     sft = model_dir(tok, tmp_path / "sft", 0)
     torch.manual_seed(0)
-    RewardModel(NemotronLM(preset("tiny_gqa", vocab_size=tok.vocab_size, seq_length=128)), tok).save_pretrained(tmp_path / "rm")
-    common = dict(reward_model_dir=str(tmp_path / "rm"), prompts=24, responses_per_prompt=2, max_tokens=6, heldout_prompts=6,
-                  global_batch=4, micro_batch=2, warmup_steps=0)
+    rm = RewardModel(NemotronLM(preset("tiny_gqa", vocab_size=tok.vocab_size, seq_length=128)), tok)
+    rm.save_pretrained(tmp_path / "rm")
+    common = dict(reward_model_dir=str(tmp_path / "rm"), prompts=24, responses_per_prompt=2, max_tokens=6,
+                  heldout_prompts=6, global_batch=4, micro_batch=2, warmup_steps=0)
     def run(name, **params):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pm.execute_notebook(str(ROOT / "nbs" / "stages" / f"{name}.ipynb"), str(tmp_path / f"{name}.executed.ipynb"),
-                                kernel_name="python3", parameters=dict(**common, **params), progress_bar=False)
+            pm.execute_notebook(str(ROOT / "nbs" / "stages" / f"{name}.ipynb"),
+                                str(tmp_path / f"{name}.executed.ipynb"), kernel_name="python3",
+                                parameters=dict(**common, **params), progress_bar=False)
         return json.loads((tmp_path / name / "metrics.json").read_text())
     m = run("dpo", out_dir=str(tmp_path / "dpo"), sft_model_dir=str(sft))
     assert m["pairs"] > 0 and set(m["heldout_accuracy"]) == {"sft", "dpo"}
-    assert (tmp_path / "dpo" / "model" / "model.safetensors").exists() and (tmp_path / "dpo" / "data" / "ref_logprobs.jsonl").exists()
+    assert (tmp_path / "dpo" / "model" / "model.safetensors").exists()
+    assert (tmp_path / "dpo" / "data" / "ref_logprobs.jsonl").exists()
     m = run("rpo", out_dir=str(tmp_path / "rpo"), model_dir=str(tmp_path / "dpo" / "model"), iterations=2)
     assert m["references"] == [str(tmp_path / "dpo" / "model"), str(tmp_path / "rpo" / "iteration_1" / "model")]
-    assert set(m["heldout"]) == {"start", "rpo_1", "rpo_2"} and (tmp_path / "rpo" / "model" / "tokenizer.model").exists()
+    assert set(m["heldout"]) == {"start", "rpo_1", "rpo_2"}
+    assert (tmp_path / "rpo" / "model" / "tokenizer.model").exists()
     cache = read_jsonl(tmp_path / "rpo" / "data" / "ref_logprobs.jsonl")
     assert len({r["ref_model"] for r in cache}) == 2
     before = (tmp_path / "rpo" / "data" / "pairs_1.jsonl").read_text()

@@ -15,7 +15,8 @@ CONVS = [
     [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "2 + 3 = 5."}],
     [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "5."},
      {"role": "user", "content": "And 4 + 4?"}, {"role": "assistant", "content": "Let me add them. 4 + 4 = 8."}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+     {"role": "assistant", "content": "Hello!"}],
     [{"role": "user", "content": "Explain the for statement."},
      {"role": "assistant", "content": "It iterates over the elements of a sequence, " * 6}],
 ]
@@ -42,7 +43,8 @@ def test_head_input_is_end_of_response_hidden_state(rm, tok):
             for side in ("right", "left"):
                 ids, mask = pad_batch(seqs, tok.pad_id, side=side)
                 assert (ids[torch.arange(len(seqs)), last_token_index(mask)] == tok.turn_start_id).all()
-                seen.clear(); rm(ids, mask)
+                seen.clear()
+                rm(ids, mask)
                 torch.testing.assert_close(seen[0], torch.stack(alone), atol=1e-5, rtol=1e-5)
     finally: hook.remove()
 
@@ -97,9 +99,11 @@ def test_stage_notebook_runs(tok, tmp_path):
     out = tmp_path / "reward"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pm.execute_notebook(str(ROOT / "nbs" / "stages" / "reward.ipynb"), str(tmp_path / "executed.ipynb"), kernel_name="python3",
-                            parameters=dict(out_dir=str(out), base_model_dir=str(base), steps=4, batch_tokens=400, train_prompts=40,
-                                            val_prompts=8, pairs_per_subset=3, eval_every=2), progress_bar=False)
+        pm.execute_notebook(str(ROOT / "nbs" / "stages" / "reward.ipynb"), str(tmp_path / "executed.ipynb"),
+                            kernel_name="python3",
+                            parameters=dict(out_dir=str(out), base_model_dir=str(base), steps=4, batch_tokens=400,
+                                            train_prompts=40, val_prompts=8, pairs_per_subset=3, eval_every=2),
+                            progress_bar=False)
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["attributes"]) == set(ATTRIBUTES) and 0 <= m["reasoning_accuracy"] <= 1
     assert (out / "eval.png").exists() and (out / "bradley_terry" / "model" / HEAD_FILE).exists()

@@ -40,7 +40,8 @@ def test_packed_loss_is_per_conversation_assistant_loss(tok):
         for r in recs:
             ids, mask = tok.encode_chat(r["messages"])
             logits = model(torch.tensor([ids]))[0]                            # (T, vocab)
-            target = torch.tensor(ids[1:]); keep = torch.tensor(mask[1:]).bool()
+            target = torch.tensor(ids[1:])
+            keep = torch.tensor(mask[1:]).bool()
             alone += F.cross_entropy(logits[:-1][keep], target[keep], reduction="sum").item()
             count += int(keep.sum())
     assert data.stats["trained_tokens"] == count
@@ -65,17 +66,19 @@ def test_stage_notebooks_chain(tok, base_dir, tmp_path):
         (corpus / "code_python" / f"{split}.jsonl").write_text(
             "".join(json.dumps(dict(text=(STDLIB / m).read_text(), source="code_python")) + "\n" for m in mods))
     (corpus / "manifest.json").write_text(json.dumps(dict(sources={"code_python": {}})))
-    run = lambda nb, **p: pm.execute_notebook(str(ROOT / "nbs" / "stages" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"),
-                                              kernel_name="python3", parameters=p, progress_bar=False)
+    run = lambda nb, **p: pm.execute_notebook(str(ROOT / "nbs" / "stages" / f"{nb}.ipynb"),
+                                              str(tmp_path / f"{nb}.ipynb"), kernel_name="python3", parameters=p,
+                                              progress_bar=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run("sft_code", out_dir=str(tmp_path / "sft_code"), model_dir=str(base_dir), corpus_dir=str(corpus), max_records=15,
-            heldout_records=4, global_batch=4, micro_batch=4, max_new_tokens=16, save_every=0)
+        run("sft_code", out_dir=str(tmp_path / "sft_code"), model_dir=str(base_dir), corpus_dir=str(corpus),
+            max_records=15, heldout_records=4, global_batch=4, micro_batch=4, max_new_tokens=16, save_every=0)
         code = json.loads((tmp_path / "sft_code" / "metrics.json").read_text())
         assert code["records"] == 15 and code["steps"] >= 1 and 0 <= code["pass_rate_after"] <= 1
         run("sft_general", out_dir=str(tmp_path / "sft_general"), model_dir=str(tmp_path / "sft_code" / "model"),
-            code_records=str(tmp_path / "sft_code" / "data" / "train.jsonl"), code_heldout=str(tmp_path / "sft_code" / "data" / "heldout.jsonl"),
-            train_tasks=60, heldout_tasks=12, epochs=1, code_fraction=0.2, global_batch=4, micro_batch=4, code_max_new_tokens=16, save_every=0)
+            code_records=str(tmp_path / "sft_code" / "data" / "train.jsonl"),
+            code_heldout=str(tmp_path / "sft_code" / "data" / "heldout.jsonl"), train_tasks=60, heldout_tasks=12,
+            epochs=1, code_fraction=0.2, global_batch=4, micro_batch=4, code_max_new_tokens=16, save_every=0)
     gen = json.loads((tmp_path / "sft_general" / "metrics.json").read_text())
     assert gen["code_records_mixed"] == round(0.2 * 15) and gen["records"] == 60 + gen["code_records_mixed"]
     assert set(gen["accuracy_after"]) >= {"add", "list", "all", "code"}

@@ -46,7 +46,7 @@ def dpo_loss(pi_chosen:Tensor, pi_rejected:Tensor,    # (B,) policy log-probs of
 
 # %% ../../nbs/15_preference_tuning.ipynb #577c59c3
 def sft_loss(pi_chosen:Tensor,                 # (B,) summed log-probs of the chosen responses
-             n_tokens:Tensor|None=None,        # (B,) their token counts: average per token (NeMo's sft_average_log_probs)
+             n_tokens:Tensor|None=None,        # (B,) their token counts: per-token mean (NeMo's sft_average_log_probs)
              reduction:str="mean")->Tensor:
     "Negative log-likelihood of the chosen responses (NeMo-Aligner `sft_loss_func`)"
     lp = pi_chosen.float() if n_tokens is None else pi_chosen.float() / n_tokens.clamp(min=1)
@@ -66,7 +66,7 @@ def rpo_loss(pi_chosen:Tensor, pi_rejected:Tensor,    # (B,) policy log-probs of
              beta:float=0.1, eta:float=1.0,           # implicit-reward scale; reward-gap scale
              distance:str="bwd_kl",                   # bwd_kl (the paper's) | fwd_kl | sq
              reduction:str="mean")->Tensor:
-    "RPO loss D[beta*delta || eta*(r_chosen - r_rejected)] (Nemotron-4 340B report §3.4.3)"
+    "RPO loss D[beta*delta || eta*(r_chosen - r_rejected)] (Nemotron-4 340B report §3.3.2)"
     a = beta * ((pi_chosen - ref_chosen) - (pi_rejected - ref_rejected)).float()
     b = eta * (torch.as_tensor(r_chosen) - torch.as_tensor(r_rejected)).float().to(a.device)
     if distance == "bwd_kl": per_pair = bernoulli_kl(b, a)
@@ -105,7 +105,8 @@ def encode_response(tokenizer:Tokenizer, prompt:list[dict],   # messages ending 
         raise ValueError("a preference prompt is a list of messages ending with a user turn")
     head, _ = tokenizer.encode_chat(prompt, add_generation_prompt=True)
     ids, mask = tokenizer.encode_chat([*prompt, assistant(response)])
-    if ids[:len(head)] != head: raise ValueError("the prompt's tokens are not a prefix of the conversation's; check the chat template")
+    if ids[:len(head)] != head:
+        raise ValueError("the prompt's tokens are not a prefix of the conversation's; check the chat template")
     return ids, [0] * len(head) + mask[len(head):]
 
 # %% ../../nbs/15_preference_tuning.ipynb #e8220cbe
@@ -125,11 +126,15 @@ def check_preference(records, need_rewards:bool=False)->list[dict]: # the record
         if not isinstance(p, list) or not p or not all(isinstance(m, dict) for m in p) or p[-1].get("role") != "user":
             raise ValueError(f"row {i}: prompt must be a list of messages ending with a user turn, got {str(p)[:60]!r}")
         for k in ("chosen", "rejected"):
-            if not isinstance(r[k], str): raise ValueError(f"row {i}: {k} must be the response text (str), got {type(r[k]).__name__}")
+            if not isinstance(r[k], str):
+                raise ValueError(f"row {i}: {k} must be the response text (str), got {type(r[k]).__name__}")
         if need_rewards:
-            bad = [k for k in ("chosen_reward", "rejected_reward") if not isinstance(r.get(k), (int, float)) or isinstance(r.get(k), bool) or not math.isfinite(r[k])]
-            if bad: raise ValueError(f"row {i} has no usable {' or '.join(bad)} ({[r.get(k) for k in bad]}): RPO needs the reward of both "
-                                     "responses; score them with a reward model (RewardModel.score) or train with DPO")
+            bad = [k for k in ("chosen_reward", "rejected_reward")
+                   if not isinstance(r.get(k), (int, float)) or isinstance(r.get(k), bool) or not math.isfinite(r[k])]
+            if bad:
+                raise ValueError(f"row {i} has no usable {' or '.join(bad)} ({[r.get(k) for k in bad]}): "
+                                 "RPO needs the reward of both responses; score them with a reward model "
+                                 "(RewardModel.score) or train with DPO")
         out.append(r)
     return out
 
@@ -144,10 +149,13 @@ def encode_pairs(tokenizer:Tokenizer, records:list[dict],
     "Tokenize each record's chosen and rejected conversation, with the response masks"
     out = []
     for i, r in enumerate(records):
-        try: c, r_ = encode_response(tokenizer, r["prompt"], r["chosen"]), encode_response(tokenizer, r["prompt"], r["rejected"])
+        try:
+            c = encode_response(tokenizer, r["prompt"], r["chosen"])
+            r_ = encode_response(tokenizer, r["prompt"], r["rejected"])
         except ValueError as e: raise ValueError(f"row {i}: {e}") from None
         if (n := max(len(c[0]), len(r_[0]))) > max_len:
-            raise ValueError(f"row {i} is {n} tokens > max_len={max_len}; raise max_len (up to the model's seq_length) or drop the row")
+            raise ValueError(f"row {i} is {n} tokens > max_len={max_len}; "
+                             "raise max_len (up to the model's seq_length) or drop the row")
         out.append((*c, *r_))
     return out
 
@@ -174,7 +182,8 @@ def batched_logprobs(model:torch.nn.Module, seqs:list[tuple[list[int], list[int]
 def pair_logprobs(model:torch.nn.Module, encoded:list[tuple],   # `encode_pairs` output
                   batch_size:int=16, pad_id:int=0)->Tensor:      # (N, 2): chosen, rejected
     "Summed response log-probs of every encoded pair's chosen and rejected conversation"
-    return batched_logprobs(model, [(e[2 * j], e[2 * j + 1]) for e in encoded for j in (0, 1)], batch_size, pad_id).view(-1, 2)
+    return batched_logprobs(model, [(e[2 * j], e[2 * j + 1]) for e in encoded for j in (0, 1)],
+                            batch_size, pad_id).view(-1, 2)
 
 # %% ../../nbs/15_preference_tuning.ipynb #7c3dd3cc
 def reference_logprobs(ref_dir,                   # the reference model directory (weights + tokenizer)
@@ -182,19 +191,24 @@ def reference_logprobs(ref_dir,                   # the reference model director
                        cache_file,                # JSONL beside the data; created or extended
                        max_len:int|None=None,     # longest conversation (default: the model's seq_length)
                        batch_size:int=16, device=None,
-                       ref_id:str|None=None)->Tensor: # `model_id(ref_dir)` if known -> (N, 2) reference log-probs: chosen, rejected
+                       ref_id:str|None=None,      # `model_id(ref_dir)`, if known
+                       )->Tensor:                 # (N, 2) reference log-probs: chosen, rejected
     "Reference log-probs of each record's responses, read from `cache_file` or computed once and added to it"
     ref, rows = ref_id or model_id(ref_dir), read_jsonl(cache_file, missing_ok=True)
     have = {r["key"]: (r["chosen"], r["rejected"]) for r in rows if r["ref_model"] == ref}
     keys = [record_key(r) for r in records]
     todo, seen = [], set()                                                    # the first row of each missing key
     for i, k in enumerate(keys):
-        if k not in have and k not in seen: todo.append(i); seen.add(k)
+        if k not in have and k not in seen:
+            todo.append(i)
+            seen.add(k)
     if todo:
         model = NemotronLM.from_pretrained(ref_dir, device=device).eval()
         tok = Tokenizer.from_pretrained(ref_dir)
-        lp = pair_logprobs(model, encode_pairs(tok, [records[i] for i in todo], max_len or model.config.seq_length), batch_size, tok.pad_id)
-        del model; gc.collect()                                               # the reference leaves memory here
+        lp = pair_logprobs(model, encode_pairs(tok, [records[i] for i in todo], max_len or model.config.seq_length),
+                           batch_size, tok.pad_id)
+        del model  # the reference leaves memory here
+        gc.collect()
         new = [dict(ref_model=ref, key=keys[i], chosen=c, rejected=r) for i, (c, r) in zip(todo, lp.tolist())]
         write_jsonl(cache_file, rows + new)
         have.update({n["key"]: (n["chosen"], n["rejected"]) for n in new})
@@ -207,14 +221,16 @@ class PreferenceRows(torch.utils.data.Dataset):
                  ref_logprobs:Tensor,                 # (N, 2)
                  rewards:Tensor|None=None,            # (N, 2), or None (DPO)
                  pad_id:int=0):
-        if len(encoded) != len(ref_logprobs): raise ValueError(f"{len(encoded)} pairs but {len(ref_logprobs)} reference log-prob rows")
+        if len(encoded) != len(ref_logprobs):
+            raise ValueError(f"{len(encoded)} pairs but {len(ref_logprobs)} reference log-prob rows")
         seqs = [e[j] for e in encoded for j in (0, 2)]
         T = max(map(len, seqs))
         self.ids = pad_right(seqs, pad_id, T).view(len(encoded), 2, T)
         self.mask = pad_right([e[j] for e in encoded for j in (1, 3)], 0, T).view(len(encoded), 2, T)
         self.lengths = torch.tensor([len(s) for s in seqs]).view(-1, 2)
         self.ref = ref_logprobs.float()
-        self.rewards = torch.full((len(encoded), 2), float("nan")) if rewards is None else torch.as_tensor(rewards, dtype=torch.float32)
+        self.rewards = (torch.full((len(encoded), 2), float("nan")) if rewards is None
+                        else torch.as_tensor(rewards, dtype=torch.float32))
     def __len__(self): return len(self.ids)
     def __getitem__(self, i): return dict(input_ids=self.ids[i], loss_mask=self.mask[i], lengths=self.lengths[i],
                                           ref_logprobs=self.ref[i], rewards=self.rewards[i])
@@ -232,13 +248,17 @@ class PreferenceConfig:
 
     def __post_init__(self):
         if self.loss not in ("dpo", "rpo"): raise ValueError(f"loss={self.loss!r}; use 'dpo' or 'rpo'")
-        if self.distance not in RPO_DISTANCES: raise ValueError(f"distance={self.distance!r}; use one of {RPO_DISTANCES}")
-        if not self.beta > 0: raise ValueError(f"beta={self.beta} must be > 0; the paper tunes it in 3e-4..3e-3 (DPO), 1e-3..1 (RPO)")
+        if self.distance not in RPO_DISTANCES:
+            raise ValueError(f"distance={self.distance!r}; use one of {RPO_DISTANCES}")
+        if not self.beta > 0:
+            raise ValueError(f"beta={self.beta} must be > 0; the paper tunes it in 3e-4..3e-3 (DPO), 1e-3..1 (RPO)")
         if self.sft_weight < 0: raise ValueError(f"sft_weight={self.sft_weight} must be >= 0")
 
-PAPER_PREFERENCE = {  # Nemotron-4 340B §3.4 (values from notes on the paper, unverified): loss settings, trainer settings
-    "dpo": (PreferenceConfig("dpo", beta=1e-3, sft_weight=1e-5), dict(global_batch=256, lr=3e-7, epochs=1, pairs=160_000)),
-    "rpo": (PreferenceConfig("rpo", beta=1e-2, eta=1.0, sft_weight=1e-5), dict(lr=3e-7, iterations=3, pairs=300_000))}
+PAPER_PREFERENCE = {  # the paper's settings, §3.3.2 (one value picked where it gives a range): loss, trainer
+    "dpo": (PreferenceConfig("dpo", beta=1e-3, sft_weight=1e-5),
+            dict(global_batch=256, lr=3e-7, epochs=1, pairs=160_000)),
+    "rpo": (PreferenceConfig("rpo", beta=1e-2, eta=1.0, sft_weight=1e-5),
+            dict(lr=3e-7, iterations=3, pairs=300_000))}
 
 # %% ../../nbs/15_preference_tuning.ipynb #83efa669
 class PreferenceLoss:
@@ -270,21 +290,22 @@ def preference_rows(metrics:list[dict])->list[dict]:
     return [{k: r[k] for k in PREFERENCE_COLUMNS} for r in metrics]
 
 def _rewards(records:list[dict])->Tensor|None:
-    if not all(isinstance(r.get(k), (int, float)) for r in records for k in ("chosen_reward", "rejected_reward")): return None
+    if not all(isinstance(r.get(k), (int, float)) for r in records for k in ("chosen_reward", "rejected_reward")):
+        return None
     return torch.tensor([[r["chosen_reward"], r["rejected_reward"]] for r in records], dtype=torch.float32)
 
 def _rows(records, ref_logprobs:Tensor, tok, max_len)->PreferenceRows:
     return PreferenceRows(encode_pairs(tok, records, max_len), ref_logprobs, _rewards(records), tok.pad_id)
 
 # %% ../../nbs/15_preference_tuning.ipynb #5ceeb2f5
-def train_preference(policy_dir,                      # starting weights (Hugging Face layout + tokenizer), e.g. the SFT model
+def train_preference(policy_dir,                      # starting weights (HF layout + tokenizer), e.g. the SFT model
                      records,                         # preference records (list of dicts or a datasets.Dataset)
                      out_dir,                         # model/, checkpoints/, metrics.jsonl, preference_metrics.jsonl
                      pref:PreferenceConfig=PreferenceConfig(),
                      cfg:TrainConfig|None=None,       # optimizer, steps, batch (default: one epoch, batch 16, lr 1e-5)
                      ref_dir=None,                    # the reference model (default: policy_dir)
                      eval_records=None,               # held-out pairs: eval_loss in metrics.jsonl
-                     cache_file=None,                 # reference log-prob cache (default: out_dir/data/ref_logprobs.jsonl)
+                     cache_file=None,                 # reference log-probs (default: out_dir/data/ref_logprobs.jsonl)
                      max_len:int|None=None,           # longest conversation (default: the model's seq_length)
                      device=None, progress:bool=False,
                      mesh=None)->dict:                # a `parallel.init_mesh` mesh (dp, tp): train on its ranks
@@ -302,7 +323,8 @@ def train_preference(policy_dir,                      # starting weights (Huggin
     cache_file = Path(cache_file or out_dir / "data" / "ref_logprobs.jsonl")
     max_len = max_len or json.loads((policy_dir / "config.json").read_text())["max_position_embeddings"]
     ref_id, n, pairs = model_id(ref_dir), len(records), records + (eval_records or [])
-    if is_rank0(): reference_logprobs(ref_dir, pairs, cache_file, max_len, device=device, ref_id=ref_id)  # fills the cache
+    if is_rank0():                                                                      # fills the cache
+        reference_logprobs(ref_dir, pairs, cache_file, max_len, device=device, ref_id=ref_id)
     barrier()
     ref = reference_logprobs(ref_dir, pairs, cache_file, max_len, device=device, ref_id=ref_id)   # read from it
     rows = _rows(records, ref[:n], tok, max_len)                                        # the reference is gone by now
@@ -325,7 +347,7 @@ def rpo_iterations(start_dir,                     # the first iteration's policy
                    records,                       # preference records with rewards
                    out_dir,                       # iteration_1/, iteration_2/, ... and data/ref_logprobs.jsonl
                    pref:PreferenceConfig=PreferenceConfig("rpo"),
-                   cfg:TrainConfig|None=None,     # each iteration's trainer settings (seed + iteration, for a new order)
+                   cfg:TrainConfig|None=None,     # each iteration's trainer settings (seed + iteration: a new order)
                    iterations:int=3,
                    eval_records=None,
                    records_for:Callable|None=None, # (iteration, policy_dir) -> records; None: `records` every time
@@ -355,14 +377,15 @@ def sample_responses(backend,                          # has .generate(conversat
 def best_worst_pairs(prompts:list[list[dict]], responses:list[list[str]],
                      rewards:list[list[float]],        # the reward of each response
                      min_gap:float=0.0,                # skip prompts whose best and worst rewards are within this
-                     extra:list[dict]|None=None)->list[dict]: # more fields per prompt (e.g. the task), copied into its pair
+                     extra:list[dict]|None=None,       # more fields per prompt (e.g. the task), copied into its pair
+                     )->list[dict]:
     "Preference records: the highest-reward response chosen, the lowest rejected"
     out = []
     for i, (p, rs, ws) in enumerate(zip(prompts, responses, rewards, strict=True)):
         hi, lo = int(np.argmax(ws)), int(np.argmin(ws))
         if rs[hi] == rs[lo] or ws[hi] - ws[lo] <= min_gap: continue
-        out.append(dict(prompt=p, chosen=rs[hi], rejected=rs[lo], chosen_reward=float(ws[hi]), rejected_reward=float(ws[lo]),
-                        **((extra or [{}] * len(prompts))[i])))
+        out.append(dict(prompt=p, chosen=rs[hi], rejected=rs[lo], chosen_reward=float(ws[hi]),
+                        rejected_reward=float(ws[lo]), **((extra or [{}] * len(prompts))[i])))
     return out
 
 def score_responses(reward_model, prompts:list[list[dict]], responses:list[list[str]])->list[list[float]]:
@@ -370,7 +393,9 @@ def score_responses(reward_model, prompts:list[list[dict]], responses:list[list[
     convs = [[*p, assistant(r)] for p, rs in zip(prompts, responses) for r in rs]
     flat = [s["reward"] for s in reward_model.score(convs)]
     out, j = [], 0
-    for rs in responses: out.append(flat[j:j + len(rs)]); j += len(rs)
+    for rs in responses:
+        out.append(flat[j:j + len(rs)])
+        j += len(rs)
     return out
 
 # %% ../../nbs/15_preference_tuning.ipynb #ea645f14
@@ -384,12 +409,15 @@ def make_preference_data(policy_dir,                     # the model to sample f
     from nemotron_nb.llm import TorchBackend
     backend = TorchBackend(policy_dir, batch_size=batch_size, device=device or "cpu")
     responses = sample_responses(backend, prompts, k, sampling, seed)
-    del backend; gc.collect()
+    del backend
+    gc.collect()
     rewards = score_responses(reward_model, prompts, responses)
     pairs = best_worst_pairs(prompts, responses, rewards, min_gap, extra)
     gaps = [p["chosen_reward"] - p["rejected_reward"] for p in pairs]
-    stats = dict(prompts=len(prompts), responses=len(prompts) * k, pairs=len(pairs), mean_reward=float(np.mean(rewards)),
-                 distinct_per_prompt=float(np.mean([len(set(r)) for r in responses])), mean_gap=float(np.mean(gaps)) if gaps else 0.0)
+    stats = dict(prompts=len(prompts), responses=len(prompts) * k, pairs=len(pairs),
+                 mean_reward=float(np.mean(rewards)),
+                 distinct_per_prompt=float(np.mean([len(set(r)) for r in responses])),
+                 mean_gap=float(np.mean(gaps)) if gaps else 0.0)
     return dict(pairs=pairs, responses=responses, rewards=rewards, stats=stats)
 
 # %% ../../nbs/15_preference_tuning.ipynb #401c4296
@@ -416,7 +444,8 @@ def evaluate_policy(model:NemotronLM, tokenizer:Tokenizer, prompts:list[list[dic
     out = dict(replies=replies, tokens=float(np.mean([len(n) for n in new])))
     if reference is not None: out["kl"] = policy_kl(model, reference, tokenizer, prompts, max_tokens, seed)
     if reward_model is not None:
-        out["rewards"] = [s["reward"] for s in reward_model.score([[*p, assistant(r)] for p, r in zip(prompts, replies)])]
+        out["rewards"] = [s["reward"]
+                          for s in reward_model.score([[*p, assistant(r)] for p, r in zip(prompts, replies)])]
         out["reward"] = float(np.mean(out["rewards"]))
     if check is not None:
         out["correct"] = [bool(check(i, r)) for i, r in enumerate(replies)]

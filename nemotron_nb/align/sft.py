@@ -35,15 +35,21 @@ def check_sft_record(record, row:int=0):
     "Raise `ValueError` naming `row` unless `record` is an SFT record with something to train on"
     where = f"SFT row {row}"
     msgs = record.get("messages") if isinstance(record, dict) else None
-    if msgs is None: raise ValueError(f"{where} has no 'messages' field; an SFT record is {{'messages': [{{'role': ..., 'content': ...}}, ...]}}")
-    if not isinstance(msgs, (list, tuple)) or not msgs: raise ValueError(f"{where}: 'messages' must be a non-empty list, got {msgs!r:.80}")
+    if msgs is None:
+        raise ValueError(f"{where} has no 'messages' field; "
+                         "an SFT record is {'messages': [{'role': ..., 'content': ...}, ...]}")
+    if not isinstance(msgs, (list, tuple)) or not msgs:
+        raise ValueError(f"{where}: 'messages' must be a non-empty list, got {msgs!r:.80}")
     for j, m in enumerate(msgs):
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
             raise ValueError(f"{where}, message {j}: needs 'role' and 'content', got {m!r:.80}")
-        if m["role"] not in SFT_ROLES: raise ValueError(f"{where}, message {j}: unknown role {m['role']!r}; use one of {SFT_ROLES}")
-        if m["role"] == "system" and j > 0: raise ValueError(f"{where}, message {j}: only the first message may be a system message")
+        if m["role"] not in SFT_ROLES:
+            raise ValueError(f"{where}, message {j}: unknown role {m['role']!r}; use one of {SFT_ROLES}")
+        if m["role"] == "system" and j > 0:
+            raise ValueError(f"{where}, message {j}: only the first message may be a system message")
         if not isinstance(m["content"], str):
-            raise ValueError(f"{where}, message {j} ({m['role']}): content is {type(m['content']).__name__}, expected str")
+            raise ValueError(f"{where}, message {j} ({m['role']}): content is {type(m['content']).__name__}, "
+                             "expected str")
         if m["role"] != "system" and not m["content"].strip():
             raise ValueError(f"{where}, message {j} ({m['role']}): empty content; fill it or drop the row")
     if not any(m["role"] == "assistant" for m in msgs):
@@ -73,21 +79,26 @@ def pack_plan(lengths:list[int],   # tokens of each conversation, each <= seq_le
     rows, free = [], []                                   # free: sorted (room left, row) of rows with room
     for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
         k = bisect.bisect_left(free, (lengths[i], -1))     # the row with the least room that still fits
-        if k == len(free): rows.append([i]); room, r = seq_len - lengths[i], len(rows) - 1
+        if k == len(free):
+            rows.append([i])
+            room, r = seq_len - lengths[i], len(rows) - 1
         else:
             room, r = free.pop(k)
-            rows[r].append(i); room -= lengths[i]
+            rows[r].append(i)
+            room -= lengths[i]
         if room > 0: bisect.insort(free, (room, r))
     return rows
 
 # %% ../../nbs/14_sft.ipynb #9c1d1c55
 class PackedSFT(torch.utils.data.Dataset):
     "Packed SFT rows: item i is a dict of (seq_len,) LongTensors `input_ids`, `labels` (shifted), `position_ids`"
-    def __init__(self, input_ids:np.ndarray, labels:np.ndarray, position_ids:np.ndarray, stats:dict):  # (rows, seq_len) each
+    def __init__(self, input_ids:np.ndarray, labels:np.ndarray, position_ids:np.ndarray,  # (rows, seq_len) each
+                 stats:dict):
         self.input_ids, self.labels, self.position_ids, self.stats = input_ids, labels, position_ids, stats
     def __len__(self): return len(self.input_ids)
     def __getitem__(self, i:int)->dict:
-        return {k: torch.from_numpy(getattr(self, k)[i].astype(np.int64)) for k in ("input_ids", "labels", "position_ids")}
+        return {k: torch.from_numpy(getattr(self, k)[i].astype(np.int64))
+                for k in ("input_ids", "labels", "position_ids")}
     def __repr__(self): return f"PackedSFT({self.stats})"
 
 # %% ../../nbs/14_sft.ipynb #eab41e53
@@ -100,7 +111,9 @@ def _fit(examples, seq_len:int, overlong:str)->tuple[list, int, int]:
     for ids, labels in examples:
         if len(ids) > seq_len:
             if overlong == "truncate": ids, labels = ids[:seq_len], list(labels[:seq_len - 1]) + [IGNORE_INDEX]
-            if overlong == "drop" or all(l == IGNORE_INDEX for l in labels): dropped += 1; continue
+            if overlong == "drop" or all(l == IGNORE_INDEX for l in labels):
+                dropped += 1
+                continue
             truncated += 1
         kept.append((ids, labels))
     return kept, dropped, truncated
@@ -140,7 +153,8 @@ def sft_dataset(records:Iterable[dict],    # SFT records (`messages`)
     "Checked, tokenized and packed SFT rows from `messages` records"
     records = list(records)
     check_sft_records(records)
-    return pack_conversations([tokenize_sft(tokenizer, r["messages"]) for r in records], seq_len, tokenizer.pad_id, seed, overlong)
+    return pack_conversations([tokenize_sft(tokenizer, r["messages"]) for r in records], seq_len, tokenizer.pad_id,
+                              seed, overlong)
 
 # %% ../../nbs/14_sft.ipynb #038062a5
 CATEGORIES = dict(
@@ -151,16 +165,19 @@ CATEGORIES = dict(
 WORDS = sorted({w for ws in CATEGORIES.values() for w in ws})
 
 PHRASINGS = dict(   # the last phrasing of each task is held out (split="test"): known words, a new combination
-    add=["What is {a} + {b}?", "Compute {a} + {b}.", "Add {a} and {b}.", "Please calculate {a} plus {b}.", "What is {a} plus {b}?"],
+    add=["What is {a} + {b}?", "Compute {a} + {b}.", "Add {a} and {b}.", "Please calculate {a} plus {b}.",
+         "What is {a} plus {b}?"],
     larger=["Which is larger, {a} or {b}?", "Which number is bigger: {a} or {b}?", "Name the larger of {a} and {b}.",
             "Which number is larger, {a} or {b}?"],
-    upper=["Reply in uppercase: {p}", "Write this in capital letters: {p}", "Convert to upper case: {p}", "Write this in uppercase: {p}"],
+    upper=["Reply in uppercase: {p}", "Write this in capital letters: {p}", "Convert to upper case: {p}",
+           "Write this in uppercase: {p}"],
     copy=["Repeat exactly: {p}", "Copy this: {p}", "Say back these words: {p}", "Repeat these words: {p}"],
-    reverse=["Reverse the order of these words: {p}", "Write these words backwards: {p}", "Put these words in reverse order: {p}",
-             "Write these words in reverse order: {p}"],
+    reverse=["Reverse the order of these words: {p}", "Write these words backwards: {p}",
+             "Put these words in reverse order: {p}", "Write these words in reverse order: {p}"],
     list=["List {n} {c}, one per line.", "Name {n} {c}, one per line.", "Write {n} {c}, each on its own line.",
           "List {n} {c}, each on its own line."])
-SYSTEM_PROMPTS = ["You are a helpful assistant.", "Answer briefly.", "You are a careful assistant. Follow the instruction exactly."]
+SYSTEM_PROMPTS = ["You are a helpful assistant.", "Answer briefly.",
+                  "You are a careful assistant. Follow the instruction exactly."]
 GENERAL_TASKS = tuple(PHRASINGS)
 
 # %% ../../nbs/14_sft.ipynb #dd43979d
@@ -169,7 +186,8 @@ def _phrasing(rng:random.Random, task:str, split:str)->str:
     p = PHRASINGS[task]
     return p[-1] if split == "test" else rng.choice(p[:-1])
 
-def _words(rng:random.Random, lo:int, hi:int)->str: return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
+def _words(rng:random.Random, lo:int, hi:int)->str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
 
 def make_task(task:str, rng:random.Random, split:str="train")->tuple[str, str, dict]:
     "One instance of a checkable task: (prompt, reference reply, checker arguments)"
@@ -244,7 +262,9 @@ def function_pairs(source:str,            # Python source code
     except (SyntaxError, ValueError): return []
     lines, out = source.splitlines(), []
     for node in ast.walk(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or len(node.body) < 2 or ast.get_docstring(node) is None: continue
+        if (not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or len(node.body) < 2
+                or ast.get_docstring(node) is None):
+            continue
         seg, ind = lines[node.lineno - 1: node.end_lineno], node.col_offset
         if any(l.strip() and l[:ind].strip() for l in seg): continue       # a line left of the def: cannot dedent
         seg = [l[ind:] for l in seg]
@@ -301,7 +321,8 @@ def check_answer(record:dict,   # a task record: `task` and `check` (from make_g
                  reply:str)->bool:  # the assistant's reply text
     "Whether `reply` answers the task of `record` correctly"
     task = record.get("task")
-    if task not in CHECKERS: raise ValueError(f"record has task {task!r}, which has no checker; tasks with checkers: {sorted(CHECKERS)}")
+    if task not in CHECKERS:
+        raise ValueError(f"record has task {task!r}, which has no checker; tasks with checkers: {sorted(CHECKERS)}")
     return bool(CHECKERS[task](record, reply))
 
 # %% ../../nbs/14_sft.ipynb #1a142a7a
@@ -314,7 +335,8 @@ def load_sft_records(spec,                 # a local .jsonl/.json file, or a Hug
         if not text.lstrip().startswith("["): return read_jsonl(path)
         try: return json.loads(text)
         except json.JSONDecodeError as e: raise ValueError(f"{path} is not a valid JSON list ({e})") from None
-    if path.suffix or str(spec).startswith((".", "/", "~")): raise FileNotFoundError(f"SFT records {str(spec)!r} do not exist")
+    if path.suffix or str(spec).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"SFT records {str(spec)!r} do not exist")
     import datasets
     return datasets.load_dataset(str(spec), split=split).to_list()
 
@@ -329,7 +351,8 @@ def greedy_replies(model:NemotronLM, tokenizer:Tokenizer, records:list[dict],
 def task_accuracy(records:list[dict], replies:list[str])->dict:
     "Share of correct replies per task, and over all records (`all`)"
     ok = [check_answer(r, s) for r, s in zip(records, replies, strict=True)]
-    acc = {t: float(np.mean([o for r, o in zip(records, ok) if r["task"] == t])) for t in sorted({r["task"] for r in records})}
+    acc = {t: float(np.mean([o for r, o in zip(records, ok) if r["task"] == t]))
+           for t in sorted({r["task"] for r in records})}
     return dict(acc, all=float(np.mean(ok)))
 
 # %% ../../nbs/14_sft.ipynb #fcbf189b
@@ -348,19 +371,23 @@ class SFTStage:
     samples: int|None = None        # the paper's number of samples (documentation)
 
 SFT_PRESETS = dict(
-    # paper §3.4.1, hyperparameters from notes on the paper (FACTS.md, unverified)
+    # the paper's settings, §3.3.1 (general lr: 3e-7 from its search range [1e-7, 5e-7], constant)
     nemotron4_340b=dict(
         code=SFTStage("code", epochs=1, lr=3e-7, global_batch=128, micro_batch=1, samples=800_000),
-        general=SFTStage("general", epochs=3, lr=3e-7, global_batch=128, micro_batch=1, code_fraction=0.02, samples=200_000)),
+        general=SFTStage("general", epochs=3, lr=3e-7, global_batch=128, micro_batch=1, code_fraction=0.02,
+                         samples=200_000)),
     # CPU scale for this notebook and the tiny pipeline (not from the paper)
     tiny=dict(
         code=SFTStage("code", epochs=1, lr=5e-4, global_batch=16, micro_batch=8, warmup_steps=10),
-        general=SFTStage("general", epochs=3, lr=1e-3, global_batch=16, micro_batch=8, warmup_steps=10, code_fraction=0.02)))
+        general=SFTStage("general", epochs=3, lr=1e-3, global_batch=16, micro_batch=8, warmup_steps=10,
+                         code_fraction=0.02)))
 
 def sft_stage(preset_name:str, stage:str, **overrides)->SFTStage:
     "Stage `stage` ('code' or 'general') of the SFT preset `preset_name`, with fields replaced by `overrides`"
-    if preset_name not in SFT_PRESETS: raise ValueError(f"unknown SFT preset {preset_name!r}; choose one of {sorted(SFT_PRESETS)}")
-    if stage not in SFT_PRESETS[preset_name]: raise ValueError(f"unknown SFT stage {stage!r}; choose 'code' or 'general'")
+    if preset_name not in SFT_PRESETS:
+        raise ValueError(f"unknown SFT preset {preset_name!r}; choose one of {sorted(SFT_PRESETS)}")
+    if stage not in SFT_PRESETS[preset_name]:
+        raise ValueError(f"unknown SFT stage {stage!r}; choose 'code' or 'general'")
     unknown = set(overrides) - {f.name for f in fields(SFTStage)}
     if unknown: raise ValueError(f"unknown SFTStage field(s) {sorted(unknown)}")
     return replace(SFT_PRESETS[preset_name][stage], **overrides)
@@ -371,9 +398,11 @@ def stage_train_config(stage:SFTStage, rows:int,  # packed rows of the stage's t
     "The trainer configuration of an SFT stage over `rows` packed rows"
     steps = max(1, math.ceil(stage.epochs * rows / stage.global_batch))
     constant = stage.min_lr is None
-    return TrainConfig(**{**dict(steps=steps, global_batch=stage.global_batch, micro_batch=stage.micro_batch, lr=stage.lr,
-                                 min_lr=stage.lr if constant else stage.min_lr, decay_style="constant" if constant else "cosine",
-                                 warmup_steps=min(stage.warmup_steps, steps // 2), weight_decay=stage.weight_decay, seed=seed),
+    return TrainConfig(**{**dict(steps=steps, global_batch=stage.global_batch, micro_batch=stage.micro_batch,
+                                 lr=stage.lr, min_lr=stage.lr if constant else stage.min_lr,
+                                 decay_style="constant" if constant else "cosine",
+                                 warmup_steps=min(stage.warmup_steps, steps // 2), weight_decay=stage.weight_decay,
+                                 seed=seed),
                           **overrides})
 
 # %% ../../nbs/14_sft.ipynb #392d1503
@@ -416,7 +445,8 @@ def run_sft(model_dir,                     # the model to fine-tune (Hugging Fac
     tok = Tokenizer.from_pretrained(model_dir)
     model = NemotronLM.from_pretrained(model_dir).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seq_len = seq_len or model.config.seq_length
-    if seq_len > model.config.seq_length: raise ValueError(f"seq_len={seq_len} exceeds the model's seq_length={model.config.seq_length}")
+    if seq_len > model.config.seq_length:
+        raise ValueError(f"seq_len={seq_len} exceeds the model's seq_length={model.config.seq_length}")
     data = sft_dataset(records, tok, seq_len, seed, overlong)
     held = sft_dataset(eval_records, tok, seq_len, seed, overlong) if eval_records else None
     c = stage_train_config(stage, len(data), seed)
@@ -426,7 +456,8 @@ def run_sft(model_dir,                     # the model to fine-tune (Hugging Fac
                 progress=progress)
     if is_rank0(): add_generation_config(Path(out_dir) / "model", tok)   # train wrote the weights and the tokenizer
     barrier()
-    return dict(stage=asdict(stage), train_config=asdict(c), data=data.stats, eval_data=held.stats if held else None, log=log)
+    return dict(stage=asdict(stage), train_config=asdict(c), data=data.stats, eval_data=held.stats if held else None,
+                log=log)
 
 # %% ../../nbs/14_sft.ipynb #0a67204b
 def stdlib_split(max_modules:int|None=None)->tuple[list[str], list[str]]:
@@ -449,8 +480,10 @@ def measure_sft(model_dir, tok,
     for name, recs in sets.items():
         replies = greedy_replies(model, tok, recs, max_new_tokens=code_tokens if name == "code" else 32)
         rows = packed[name]
-        out[name] = dict(accuracy=task_accuracy(recs, replies), loss=evaluate(model, rows, TrainConfig(micro_batch=8), batches=len(rows)),
-                         examples=[dict(prompt=task_prompt(r)[-1]["content"], reply=s) for r, s in list(zip(recs, replies))[:8]])
+        out[name] = dict(accuracy=task_accuracy(recs, replies),
+                         loss=evaluate(model, rows, TrainConfig(micro_batch=8), batches=len(rows)),
+                         examples=[dict(prompt=task_prompt(r)[-1]["content"], reply=s)
+                                   for r, s in list(zip(recs, replies))[:8]])
         if name == "code": out[name]["defines_function"] = float(np.mean([defines_function(s) for s in replies]))
     return out
 
@@ -477,16 +510,21 @@ def sft_experiment(work, model_preset:str="tiny", vocab_size:int=4096, seq_len:i
                                          warmup_steps=max(1, pretrain_steps // 10)), work / "pretrain", progress=False)
     save_chat_model(model, tok, work / "base")
     code_train, general = code_sft_records(train_src, seed=seed), make_general_tasks(general_tasks, seed)
-    sets = dict(tasks=make_general_tasks(heldout_tasks, seed + 1, "test"), tasks_seen_phrasing=make_general_tasks(heldout_tasks, seed + 2),
+    sets = dict(tasks=make_general_tasks(heldout_tasks, seed + 1, "test"),
+                tasks_seen_phrasing=make_general_tasks(heldout_tasks, seed + 2),
                 code=code_sft_records(held_src, seed=seed + 1)[:code_heldout])
-    packed = {k: sft_dataset(v, tok, seq_len) for k, v in sets.items()}                   # packed once, for every model measured
-    res = dict(setup=dict(model_preset=model_preset, vocab_size=tok.vocab_size, seq_len=seq_len, pretrain_steps=pretrain_steps,
-                          code_stage=asdict(code_stage), general_stage=asdict(general_stage), code_records=len(code_train),
+    packed = {k: sft_dataset(v, tok, seq_len) for k, v in sets.items()}  # packed once, for every model measured
+    res = dict(setup=dict(model_preset=model_preset, vocab_size=tok.vocab_size, seq_len=seq_len,
+                          pretrain_steps=pretrain_steps, code_stage=asdict(code_stage),
+                          general_stage=asdict(general_stage), code_records=len(code_train),
                           general_tasks=general_tasks, heldout=dict({k: len(v) for k, v in sets.items()}), seed=seed),
-               pretrain=[dict(step=r["step"], loss=r["loss"]) for r in pre], measures=dict(base=measure_sft(work / "base", tok, sets, packed)))
+               pretrain=[dict(step=r["step"], loss=r["loss"]) for r in pre],
+               measures=dict(base=measure_sft(work / "base", tok, sets, packed)))
     runs = [("code", work / "base", code_stage, code_train)] + [
-        (name, work / "sft_code" / "model", replace(general_stage, code_fraction=f), general_blend(general, code_train, f, seed))
-        for name, f in [("general", general_stage.code_fraction)] + [(f"general (code_fraction={f})", f) for f in other_code_fractions]]
+        (name, work / "sft_code" / "model", replace(general_stage, code_fraction=f),
+         general_blend(general, code_train, f, seed))
+        for name, f in [("general", general_stage.code_fraction)]
+                       + [(f"general (code_fraction={f})", f) for f in other_code_fractions]]
     for name, start, st, recs in runs:
         out = work / re.sub(r"\W+", "_", f"sft_{name}")
         run = run_sft(start, recs, st, out, eval_records=sets["code" if name == "code" else "tasks"], seed=seed)
