@@ -181,14 +181,15 @@ def code_hash(modules:list[str])->str:
         h.update(m.encode() + b"\0" + Path(spec.origin).read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
-def git_commit(path=".")->str|None:
-    "The commit checked out at `path`, with '-dirty' when the tree has uncommitted changes; None outside git"
+def git_commit(path=".",
+               files:list|None=None)->str|None:  # only these files count for '-dirty' (None: the whole tree)
+    "The commit checked out at `path`, with '-dirty' when it has uncommitted changes; None outside git"
     import subprocess
     run = lambda *a: subprocess.run(["git", *a], cwd=path, capture_output=True, text=True)
     try: head = run("rev-parse", "HEAD")
     except (FileNotFoundError, NotADirectoryError): return None       # no git, or no such directory
     if head.returncode: return None
-    dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    dirty = run("status", "--porcelain", "--untracked-files=no", "--", *map(str, files or [])).stdout.strip()
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 # %% ../nbs/00a_files.ipynb #d7085886
@@ -198,9 +199,10 @@ def write_result(path, data:dict,
     "Write `data` as a results JSON with a `provenance` entry: command, commit, code hash, time"
     import datetime
     import importlib.util
-    package_dir = Path(importlib.util.find_spec(modules[0]).origin).parent    # the commit of the code, not of `path`
-    prov = dict(command=command, commit=git_commit(package_dir), modules=list(modules),
-                code_hash=code_hash(modules), written=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    sources = [Path(importlib.util.find_spec(m).origin) for m in modules]
+    commit = git_commit(sources[0].parent, sources)           # the commit of the code (dirty: that code was edited)
+    written = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    prov = dict(command=command, commit=commit, modules=list(modules), code_hash=code_hash(modules), written=written)
     return write_atomic(path, json.dumps({**data, "provenance": prov}, indent=1, default=str))
 
 def stale_results(results_dir)->dict:
