@@ -375,3 +375,9 @@ def test_killed_runner_ends_its_kernels(tmp_path, launch, sig):
     after = {p.name: p.read_text() for p in out.glob("tick/tick.*[0-9]")}
     assert after == ticks, "still written after the runner exited"
     assert runner.returncode != 0 and "interrupted" in (tmp_path/"runner.log").read_text()
+
+def test_every_stage_notebook_has_parameters_the_runner_can_read():
+    "papermill reads each stage's parameters cell (one simple assignment a line); the runner checks types against it"
+    from nemotron_nb.pipeline import notebook_parameters
+    for nb in sorted((ROOT / "nbs" / "stages").glob("*.ipynb")):
+        assert "out_dir" in notebook_parameters(nb), nb.name
