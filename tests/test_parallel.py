@@ -361,7 +361,8 @@ def test_alignment_stages_train_distributed_through_the_pipeline(stage_inputs, b
         out = tmp_path / "runs" / s
         assert {k: row["metrics"]["layout"][k] for k in ("dp", "tp")} == {"dp": p.get("dp", 1), "tp": p.get("tp", 1)}
         assert (out / f"{s}.rank1.ipynb").exists()                      # a second kernel trained too
-        log = [json.loads(l) for l in (out / ("iteration_1" if s == "rpo" else ".") / "metrics.jsonl").open()]
+        lines = (out / ("iteration_1" if s == "rpo" else ".") / "metrics.jsonl").read_text().splitlines()
+        log = [json.loads(l) for l in lines]
         assert log and all(math.isfinite(r["loss"]) for r in log), s
     from nemotron_nb.reward import RewardModel
     assert RewardModel.from_pretrained(tmp_path / "runs" / "reward" / "model").kind == "regression"
