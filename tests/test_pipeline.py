@@ -367,14 +367,17 @@ def test_killed_runner_ends_its_kernels(tmp_path, launch, sig):
         assert len(list(out.glob("tick/tick.*[0-9]"))) == n, (tmp_path/"runner.log").read_text()
         time.sleep(1)
         runner.send_signal(getattr(signal, sig))
-        runner.wait(60)
+        try: runner.wait(60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"runner alive 60 s after {sig}:\n{(tmp_path/'runner.log').read_text()}")
     finally:
         if runner.poll() is None: runner.kill()
     ticks = {p.name: p.read_text() for p in out.glob("tick/tick.*[0-9]")}
     time.sleep(2)
     after = {p.name: p.read_text() for p in out.glob("tick/tick.*[0-9]")}
-    assert after == ticks, "still written after the runner exited"
-    assert runner.returncode != 0 and "interrupted" in (tmp_path/"runner.log").read_text()
+    log = (tmp_path/"runner.log").read_text()
+    assert after == ticks, f"still written after the runner exited; runner's log:\n{log}"
+    assert runner.returncode != 0 and "interrupted" in log, (runner.returncode, log)
 
 def test_every_stage_notebook_has_parameters_the_runner_can_read():
     "papermill reads each stage's parameters cell (one simple assignment a line); the runner checks types against it"
